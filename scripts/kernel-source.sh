@@ -12,7 +12,7 @@ src_root="$MARUFS_CACHE/src"
 mkdir -p "$src_root"
 if [ ! -f "$src_root/current" ] || [ ! -f "$(cat "$src_root/current")/.marufs-unpacked" ]; then
     log "fetching $LINUX_SOURCE_PKG from trixie-backports"
-    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+    tmp=$(mktemp -d); chmod 755 "$tmp"; trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && apt_private trixie-backports "trixie-backports" alone download -q "$LINUX_SOURCE_PKG" >&2)
     deb=$(ls "$tmp"/*.deb)
     ver=$(dpkg-deb -f "$deb" Version)

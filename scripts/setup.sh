@@ -12,7 +12,7 @@ mkdir -p "$MARUFS_CACHE"
 
 BOOKWORM_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
     cpio xz-utils make busybox-static ndctl daxctl kmod gzip file)
-RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web)
+RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web rust-web-clippy)
 
 need=()
 for p in "${BOOKWORM_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! marufs: a shared KV-cache filesystem over CXL shared-memory DAX devices.
+//!
+//! Module structure (see `Documentation/design/kernel.md`):
+//! - [`vfs`]: the only place with `unsafe` and FFI. It mirrors the kernel's C
+//!   operation tables one to one (file_system_type, fs_context, ...).
+//! - [`fs`]: the filesystem logic, safe Rust over the `vfs` abstractions.
+
+use kernel::prelude::*;
+
+pub mod fs;
+pub mod vfs;
+
+module! {
+    type: MarufsModule,
+    name: "marufs",
+    authors: ["marufs developers"],
+    description: "marufs: shared KV-cache filesystem on CXL shared-memory DAX",
+    license: "GPL",
+}
+
+/// The loaded module: owns the filesystem type registration.
+///
+/// # Invariants
+///
+/// `reg` is registered with the VFS for as long as the module is loaded.
+#[pin_data]
+struct MarufsModule {
+    #[pin]
+    reg: vfs::fs_type::Registration,
+}
+
+impl kernel::InPlaceModule for MarufsModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        pr_info!("registering filesystem type\n");
+        try_pin_init!(Self {
+            reg <- vfs::fs_type::Registration::new::<fs::Marufs>(module),
+        })
+    }
+}

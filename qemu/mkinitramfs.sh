@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Build a guest initramfs.
+#   qemu/mkinitramfs.sh OUT.cpio.gz MODULE.ko [BINARY...]
+# Contents: busybox, cxl/ndctl/daxctl and every BINARY with their shared
+# libraries, the marufs module, guest init + helpers, tests/guest/* scripts,
+# and test users (alice, bob in group kv; carol alone).
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib.sh"
+
+out=$1 ko=$2; shift 2
+root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,lib/marufs,etc,tests,proc,sys,dev,tmp,run,mnt,home,root}
+
+copy_with_libs() {  # copy an ELF and the libraries it needs, keeping paths
+    local bin=$1 dest=$2 lib
+    install -m 0755 "$bin" "$root$dest"
+    for lib in $(ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+' | sort -u); do
+        [ -e "$root$lib" ] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+install -m 0755 /bin/busybox "$root/bin/busybox"
+for t in cxl ndctl daxctl; do copy_with_libs "$(command -v "$t")" "/usr/bin/$t"; done
+for b in "$@"; do copy_with_libs "$b" "/usr/bin/$(basename "$b")"; done
+install -m 0644 "$ko" "$root/lib/modules/marufs.ko"
+install -m 0755 "$MARUFS_ROOT/qemu/guest/init" "$root/init"
+install -m 0644 "$MARUFS_ROOT/qemu/guest/guest-lib.sh" "$root/lib/marufs/guest-lib.sh"
+for s in "$MARUFS_ROOT"/tests/guest/*; do
+    [ -f "$s" ] && install -m 0755 "$s" "$root/tests/$(basename "$s")"
+done
+
+cat >"$root/etc/passwd" <<'P'
+root:x:0:0:root:/root:/bin/sh
+alice:x:1001:1001:alice:/home/alice:/bin/sh
+bob:x:1002:1002:bob:/home/bob:/bin/sh
+carol:x:1003:1003:carol:/home/carol:/bin/sh
+P
+cat >"$root/etc/group" <<'G'
+root:x:0:
+alice:x:1001:
+bob:x:1002:
+carol:x:1003:
+kv:x:2000:alice,bob
+G
+mkdir -p "$root"/home/{alice,bob,carol}
+chown 1001:1001 "$root/home/alice"; chown 1002:1002 "$root/home/bob"; chown 1003:1003 "$root/home/carol"
+
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet 2>/dev/null) | gzip -1 >"$out.tmp"
+mv "$out.tmp" "$out"
+echo "$out"
