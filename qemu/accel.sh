@@ -16,7 +16,7 @@ initrd=${MARUFS_PROBE_INITRD:-}
 verdict=tcg
 if [ -f "$kernel" ] && [ -f "$initrd" ]; then
     logf=$(mktemp)
-    MARUFS_ACCEL=kvm "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t none -l "$logf" -w 60 >/dev/null 2>&1 || true
+    (MARUFS_ACCEL=kvm "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t none -l "$logf" -w 60) >/dev/null 2>&1 || true
     grep -q 'MARUFS-RESULT rc=0' "$logf" && verdict=kvm
     rm -f "$logf"
     echo "$verdict" >"$cache"

@@ -60,10 +60,10 @@ if [ $do_host = 1 ]; then
     step "host: cargo test" cargo test --workspace --release
     step "host: cargo clippy" cargo clippy --workspace --all-targets --release -- -D warnings
     step "host: cargo fmt" cargo fmt --all --check
+    step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
 fi
 
 # ---------------------------------------------------------------- guests
-splat='BUG:|WARNING:|Oops|Kernel panic|general protection fault|possible circular locking|possible recursive locking|inconsistent lock state|KASAN:|UBSAN:|INFO: task .* blocked|DEBUG_LOCKS_WARN_ON|Call Trace:'
 
 run_scenario() {  # run_scenario FILE
     local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G
@@ -100,11 +100,8 @@ run_scenario() {  # run_scenario FILE
             sed -n '/MARUFS-READY/,/MARUFS-DMESG-BEGIN/p' "$dir/$h.log" | grep -v 'MARUFS-DMESG-BEGIN'
         } >>"$dir/summary.log"
         if [ $rc -ne 0 ]; then echo "host $h: QEMU exited $rc (137 = killed after ${TIMEOUT}s)" >>"$dir/summary.log"; st=1; fi
-        if ! grep -q 'MARUFS-RESULT rc=0' "$dir/$h.log"; then
-            echo "host $h: $(grep -a 'MARUFS-RESULT' "$dir/$h.log" || echo 'no result (guest crashed or hung)')" >>"$dir/summary.log"; st=1
-        fi
-        if grep -aEn "$splat" "$dir/$h.log" >"$dir/$h.splat"; then
-            { echo "host $h: kernel splat in dmesg:"; head -n 40 "$dir/$h.splat"; } >>"$dir/summary.log"; st=1
+        if ! "$MARUFS_ROOT/tests/check-guest-log.sh" "$dir/$h.log" >"$dir/$h.check"; then
+            sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1
         fi
     done
     rm -f "$pool"

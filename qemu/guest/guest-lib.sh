@@ -46,10 +46,14 @@ setup_cxl() {
 
 # nvdimm: the primary host writes the devdax info block into the shared
 # namespace; other hosts boot after it and find it when the namespace probes.
+# `-M mem` keeps each host's struct pages in its own RAM: with the default
+# (`-M dev`) the memmap lives on the namespace itself, i.e. in the shared pool,
+# and every host's kernel would overwrite the others' struct pages (seen as an
+# oops in zap_huge_pmd on munmap when two guests are up at once).
 setup_nvdimm() {
     if [ ! -e /dev/dax0.0 ]; then
         if [ "$PRIMARY" = 1 ]; then
-            ndctl create-namespace -f -e namespace0.0 -m devdax -a 2M >/dev/null || return 1
+            ndctl create-namespace -f -e namespace0.0 -m devdax -a 2M -M mem >/dev/null || return 1
         else
             ndctl disable-namespace namespace0.0 >/dev/null 2>&1
             ndctl enable-namespace namespace0.0 >/dev/null 2>&1

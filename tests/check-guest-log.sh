@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Judge one guest's serial log: exit 0 only if the guest's script reported
+# success (MARUFS-RESULT rc=0) and the log holds no kernel splat. Prints why not.
+#   tests/check-guest-log.sh LOG
+set -uo pipefail
+logf=$1
+# Real reports only: lockdep's informational lines ("RCU lockdep checking is
+# enabled", "MAX_LOCKDEP_KEYS") must not match.
+splat='BUG:|WARNING:|Oops|Kernel panic|general protection fault|possible circular locking|possible recursive locking|inconsistent lock state|DEBUG_LOCKS_WARN_ON|KASAN:|UBSAN:|INFO: task .* blocked|Call Trace:'
+st=0
+if ! grep -aq 'MARUFS-RESULT rc=0' "$logf"; then
+    echo "$(grep -a 'MARUFS-RESULT' "$logf" || echo 'no result: the guest crashed, hung or was killed')"
+    st=1
+fi
+if grep -aEn "$splat" "$logf" >/dev/null; then
+    echo "kernel splat in the guest log:"
+    grep -aEn -A12 "$splat" "$logf" | head -n 60
+    st=1
+fi
+exit $st
