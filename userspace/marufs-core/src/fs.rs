@@ -1,0 +1,1786 @@
+//! Every metadata operation of marufs over a [`Media`] and an [`Env`].
+//!
+//! One [`Fs`] value is one host's view of the pool (one mount). Mutating
+//! operations take `&mut self` (callers serialise them locally); lookups, stat and
+//! readdir take `&self` and are lock-free. See `Documentation/design/protocol.md`.
+
+use super::error::{Error, Result};
+use super::journal::{self, Txn};
+use super::layout::{
+    dir_state, entry_state, hash_tag, host_state, host_word, name_hash, slot_pack, slot_state,
+    slot_unpack, ChunkRec, DirRec, EntryRec, Extent, Geometry, HostIdent, Name, NsHdr, RegRec,
+    Superblock, BITMAP_SIZE, CREATING_SLOTS, DIR_SIZE, EF_DATA_CRC, ENTRY_SIZE, HOST_SLOT_SIZE,
+    MAX_EXTENTS, MAX_HOSTS, NIL, NSHDR_SIZE, REG_SIZE, ROOT_DIR, SB_BACKUP_OFF, SB_SIZE, UNIT,
+    VERSION,
+};
+use super::media::{Env, Media};
+
+/// Result of [`mount_check`].
+#[derive(Clone, Copy, Debug)]
+pub struct MountInfo {
+    /// The superblock in use.
+    pub sb: Superblock,
+    /// The primary superblock was bad and the backup was used.
+    pub used_backup: bool,
+}
+
+fn read_sb<M: Media>(m: &M, off: u64) -> Result<Option<[u8; SB_SIZE]>> {
+    if m.size() < off + SB_SIZE as u64 {
+        return Ok(None);
+    }
+    let mut b = [0u8; SB_SIZE];
+    m.invalidate(off, SB_SIZE as u64)?;
+    m.load(off, &mut b)?;
+    Ok(Some(b))
+}
+
+fn check_sb<M: Media>(m: &M, b: &[u8; SB_SIZE]) -> Result<Superblock> {
+    if !Superblock::has_magic(b) {
+        return Err(Error::NotFormatted);
+    }
+    if !Superblock::crc_ok(b) {
+        return Err(Error::Corrupt);
+    }
+    let sb = Superblock::decode(b);
+    if sb.version != VERSION {
+        return Err(Error::BadVersion(sb.version));
+    }
+    let unknown = sb.incompat & !super::layout::INCOMPAT_KNOWN;
+    if unknown != 0 {
+        return Err(Error::IncompatibleFeatures(unknown));
+    }
+    if sb.geo.total_size > m.size() {
+        return Err(Error::TooSmall);
+    }
+    if !sb.geo.validate(m.size()) {
+        return Err(Error::Corrupt);
+    }
+    Ok(sb)
+}
+
+/// Validates the superblock: the primary, else the backup.
+///
+/// Errors: `NotFormatted` (no marufs magic anywhere), `BadVersion`,
+/// `IncompatibleFeatures`, `TooSmall` (device smaller than the superblock says),
+/// `Corrupt` (magic present but no valid copy).
+pub fn mount_check<M: Media>(m: &M) -> Result<MountInfo> {
+    let primary = match read_sb(m, 0)? {
+        Some(b) => check_sb(m, &b),
+        None => return Err(Error::NotFormatted),
+    };
+    let first_err = match primary {
+        Ok(sb) => {
+            return Ok(MountInfo {
+                sb,
+                used_backup: false,
+            })
+        }
+        Err(e) => e,
+    };
+    // Version and feature errors are authoritative when the primary is intact.
+    if matches!(
+        first_err,
+        Error::BadVersion(_) | Error::IncompatibleFeatures(_) | Error::TooSmall
+    ) {
+        return Err(first_err);
+    }
+    match read_sb(m, SB_BACKUP_OFF)? {
+        Some(b) => match check_sb(m, &b) {
+            Ok(sb) => Ok(MountInfo {
+                sb,
+                used_backup: true,
+            }),
+            Err(Error::NotFormatted) => Err(first_err),
+            Err(e) => Err(if first_err == Error::NotFormatted {
+                e
+            } else {
+                first_err
+            }),
+        },
+        None => Err(first_err),
+    }
+}
+
+/// What this host has observed of a peer's heartbeat (local, not shared).
+#[derive(Clone, Copy, Debug, Default)]
+struct Obs {
+    valid: bool,
+    epoch: u64,
+    hb: u64,
+    since: u64,
+}
+
+/// A peer's host slot as read (invalidated) from media.
+#[derive(Clone, Copy, Debug)]
+struct PeerView {
+    ident: Option<HostIdent>,
+    hb: u64,
+    choosing: u64,
+    ticket: u64,
+}
+
+/// A key being created by this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle {
+    /// Entry index.
+    pub entry: u32,
+    /// Entry generation.
+    pub generation: u64,
+}
+
+/// A key as returned by lookups.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    /// Entry index (the inode number is derived from it).
+    pub entry: u32,
+    /// The entry record.
+    pub rec: EntryRec,
+}
+
+/// A directory as returned by lookups.
+#[derive(Clone, Copy, Debug)]
+pub struct Dir {
+    /// Directory id.
+    pub id: u32,
+    /// The directory record.
+    pub rec: DirRec,
+}
+
+/// Pool usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    /// Data units in the pool.
+    pub total_units: u64,
+    /// Free units (in free chunks and free bits of owned chunks).
+    pub free_units: u64,
+    /// Chunks in the pool.
+    pub total_chunks: u32,
+    /// Unowned chunks.
+    pub free_chunks: u32,
+    /// Key entries in the pool.
+    pub total_entries: u64,
+    /// Free key entries.
+    pub free_entries: u64,
+    /// Directories in use.
+    pub dirs_used: u32,
+    /// Directory slots.
+    pub dirs_total: u32,
+}
+
+/// Timing parameters (ns); defaults derive from the lease.
+#[derive(Clone, Copy, Debug)]
+pub struct Tunables {
+    /// Lease duration.
+    pub lease_ns: u64,
+    /// A mutation starts only with at least this much lease left (else renew).
+    pub guard_ns: u64,
+    /// Extra time survivors wait beyond a peer's lease before fencing it.
+    pub margin_ns: u64,
+    /// Bounded retries of a read that fails its checksum.
+    pub read_retries: u32,
+}
+
+impl Tunables {
+    /// Defaults for a lease.
+    pub fn for_lease(lease_ns: u64) -> Tunables {
+        Tunables {
+            lease_ns,
+            guard_ns: lease_ns / 4,
+            margin_ns: lease_ns / 2,
+            read_retries: 1000,
+        }
+    }
+}
+
+const OWN_CACHE: usize = 32;
+
+/// Probe result: the match (slot, target, record) and the first reusable slot.
+type Probe<T> = (Option<(u64, u32, T)>, Option<u64>);
+
+/// One host's handle on a pool.
+pub struct Fs<M: Media, E: Env> {
+    m: M,
+    env: E,
+    sb: Superblock,
+    geo: Geometry,
+    used_backup: bool,
+    node: u32,
+    epoch: u64,
+    tun: Tunables,
+    lease_until: u64,
+    joined: bool,
+    locked: bool,
+    next_seq: u64,
+    obs: [Obs; MAX_HOSTS],
+    own: [u32; OWN_CACHE],
+    own_n: usize,
+    cslot_hint: u32,
+}
+
+fn bit_get(line: &[u8; 64], i: u32) -> bool {
+    line.get((i / 8) as usize)
+        .is_some_and(|b| b & (1 << (i % 8)) != 0)
+}
+fn bit_set(line: &mut [u8; 64], i: u32, v: bool) {
+    if let Some(b) = line.get_mut((i / 8) as usize) {
+        if v {
+            *b |= 1 << (i % 8);
+        } else {
+            *b &= !(1 << (i % 8));
+        }
+    }
+}
+
+impl<M: Media, E: Env> Fs<M, E> {
+    /// Validates the superblock and prepares host `node` (not joined yet).
+    pub fn open(m: M, env: E, node: u32, tun: Tunables) -> Result<Self> {
+        let info = mount_check(&m)?;
+        if node >= info.sb.geo.max_hosts || tun.lease_ns == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(Fs {
+            m,
+            env,
+            sb: info.sb,
+            geo: info.sb.geo,
+            used_backup: info.used_backup,
+            node,
+            epoch: 0,
+            tun,
+            lease_until: 0,
+            joined: false,
+            locked: false,
+            next_seq: 1,
+            obs: [Obs::default(); MAX_HOSTS],
+            own: [0; OWN_CACHE],
+            own_n: 0,
+            cslot_hint: 0,
+        })
+    }
+
+    /// The superblock in use.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+    /// The geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+    /// True when the backup superblock was used.
+    pub fn used_backup(&self) -> bool {
+        self.used_backup
+    }
+    /// This host's node id.
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+    /// This host's current epoch (0 before join).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    /// True between a successful join and leave/fencing.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+    /// The media.
+    pub fn media(&self) -> &M {
+        &self.m
+    }
+    /// The environment.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
+    // ---------------------------------------------------------------- raw access
+
+    fn ld<const N: usize>(&self, off: u64) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.m.invalidate(off, N as u64)?;
+        self.m.load(off, &mut b)?;
+        Ok(b)
+    }
+    fn ld64(&self, off: u64) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.ld::<8>(off)?))
+    }
+    fn st_flush(&self, off: u64, b: &[u8]) -> Result<()> {
+        self.m.store(off, b)?;
+        self.m.flush(off, b.len() as u64)?;
+        Ok(())
+    }
+    fn ident(&self, h: u32) -> Result<Option<HostIdent>> {
+        Ok(HostIdent::decode(&self.ld::<64>(self.geo.host_slot(h))?))
+    }
+    fn peer(&self, h: u32) -> Result<PeerView> {
+        let b = self.ld::<{ HOST_SLOT_SIZE as usize }>(self.geo.host_slot(h))?;
+        let mut l0 = [0u8; 64];
+        if let Some(s) = b.get(..64) {
+            l0.copy_from_slice(s);
+        }
+        Ok(PeerView {
+            ident: HostIdent::decode(&l0),
+            hb: super::layout::rd64(&b, host_word::HEARTBEAT as usize),
+            choosing: super::layout::rd64(&b, host_word::CHOOSING as usize),
+            ticket: super::layout::rd64(&b, host_word::TICKET as usize),
+        })
+    }
+    fn reg(&self, h: u32) -> Result<RegRec> {
+        Ok(RegRec::decode(&self.ld::<REG_SIZE>(self.geo.reg(h))?))
+    }
+    fn nshdr(&self) -> Result<NsHdr> {
+        Ok(NsHdr::decode(&self.ld::<NSHDR_SIZE>(self.geo.nshdr_off)?))
+    }
+    fn chunk_rec(&self, c: u32) -> Result<ChunkRec> {
+        Ok(ChunkRec::decode(&self.ld::<16>(self.geo.chunk(c))?))
+    }
+    fn entry_once(&self, e: u32) -> Result<Option<EntryRec>> {
+        if u64::from(e) >= self.geo.entry_count {
+            return Err(Error::Corrupt);
+        }
+        Ok(EntryRec::decode(&self.ld::<ENTRY_SIZE>(self.geo.entry(e))?))
+    }
+    /// Reads an entry, retrying while its checksum fails (a writer mid-update).
+    fn entry(&self, e: u32) -> Result<EntryRec> {
+        for _ in 0..self.tun.read_retries {
+            if let Some(r) = self.entry_once(e)? {
+                return Ok(r);
+            }
+            self.env.relax();
+        }
+        Err(Error::Again)
+    }
+    fn dir_rec(&self, d: u32) -> Result<DirRec> {
+        if d >= self.geo.dir_count {
+            return Err(Error::NotFound);
+        }
+        for _ in 0..self.tun.read_retries {
+            if let Some(r) = DirRec::decode(&self.ld::<DIR_SIZE>(self.geo.dir(d))?) {
+                return Ok(r);
+            }
+            self.env.relax();
+        }
+        Err(Error::Again)
+    }
+    fn slot(&self, i: u64) -> Result<u64> {
+        self.ld64(self.geo.slot(i))
+    }
+
+    fn txn(&self) -> Txn {
+        Txn::begin(&self.geo, self.node, self.next_seq)
+    }
+    fn commit(&mut self, t: Txn) -> Result<()> {
+        self.ensure_lease()?;
+        let seq = t.commit(&self.m, &self.geo, self.node)?;
+        self.next_seq = seq + 1;
+        Ok(())
+    }
+    fn put_entry(&self, t: &mut Txn, e: u32, r: &EntryRec) -> Result<()> {
+        let mut b = [0u8; ENTRY_SIZE];
+        r.encode(&mut b);
+        t.put(&self.m, &self.geo, self.geo.entry(e), &b)
+    }
+    fn put_dir(&self, t: &mut Txn, d: u32, r: &DirRec) -> Result<()> {
+        let mut b = [0u8; DIR_SIZE];
+        r.encode(&mut b);
+        t.put(&self.m, &self.geo, self.geo.dir(d), &b)
+    }
+    fn put_reg(&self, t: &mut Txn, h: u32, r: &RegRec) -> Result<()> {
+        let mut b = [0u8; REG_SIZE];
+        r.encode(&mut b);
+        t.put(&self.m, &self.geo, self.geo.reg(h), &b)
+    }
+    fn put_nshdr(&self, t: &mut Txn, r: &NsHdr) -> Result<()> {
+        let mut b = [0u8; NSHDR_SIZE];
+        r.encode(&mut b);
+        t.put(&self.m, &self.geo, self.geo.nshdr_off, &b)
+    }
+    fn put_slot(&self, t: &mut Txn, i: u64, w: u64) -> Result<()> {
+        t.put(&self.m, &self.geo, self.geo.slot(i), &w.to_le_bytes())
+    }
+
+    // ---------------------------------------------------------------- lease
+
+    fn renew(&mut self, now: u64) -> Result<()> {
+        let base = self.geo.host_slot(self.node);
+        let hb = self.ld64(base + host_word::HEARTBEAT)?.wrapping_add(1);
+        self.m
+            .store(base + host_word::HEARTBEAT, &hb.to_le_bytes())?;
+        self.m
+            .store(base + host_word::HB_TIME, &now.to_le_bytes())?;
+        self.m.flush(base + host_word::HEARTBEAT, 16)?;
+        self.lease_until = now.saturating_add(self.tun.lease_ns);
+        Ok(())
+    }
+
+    /// Checks this host's lease before a write to shared memory: renews it when
+    /// less than `guard_ns` is left; fails with `Fenced` once it has expired.
+    fn ensure_lease(&mut self) -> Result<()> {
+        if !self.joined {
+            return Err(Error::NotJoined);
+        }
+        let now = self.env.now_ns();
+        if now >= self.lease_until {
+            self.joined = false;
+            return Err(Error::Fenced);
+        }
+        if now.saturating_add(self.tun.guard_ns) >= self.lease_until {
+            self.renew(now)?;
+        }
+        Ok(())
+    }
+
+    /// Renews the heartbeat (call at least every lease/4). Fails with `Fenced`
+    /// when the lease already expired or a survivor fenced this epoch.
+    pub fn heartbeat(&mut self) -> Result<()> {
+        if !self.joined {
+            return Err(Error::NotJoined);
+        }
+        let now = self.env.now_ns();
+        if now >= self.lease_until || self.reg(self.node)?.fenced_epoch >= self.epoch {
+            self.joined = false;
+            return Err(Error::Fenced);
+        }
+        self.renew(now)
+    }
+
+    /// Updates the observation of peer `j`; true once its heartbeat has been seen
+    /// unchanged for longer than its lease plus the margin, on this host's clock.
+    fn observe_expired(&mut self, j: u32, ident: &HostIdent, hb: u64) -> bool {
+        let now = self.env.now_ns();
+        let Some(o) = self.obs.get_mut(j as usize) else {
+            return false;
+        };
+        if !o.valid || o.epoch != ident.epoch || o.hb != hb {
+            *o = Obs {
+                valid: true,
+                epoch: ident.epoch,
+                hb,
+                since: now,
+            };
+            return false;
+        }
+        now.saturating_sub(o.since) > ident.lease_ns.saturating_add(self.tun.margin_ns)
+    }
+
+    fn wait(&mut self) -> Result<()> {
+        self.env.relax();
+        self.ensure_lease()
+    }
+
+    // ---------------------------------------------------------------- bakery lock
+
+    fn set_lock_word(&self, word: u64, v: u64) -> Result<()> {
+        self.st_flush(self.geo.host_slot(self.node) + word, &v.to_le_bytes())
+    }
+
+    /// Acquires the namespace lock (Lamport's bakery over the host slots), then
+    /// fences expired peers and completes pending recoveries.
+    fn lock(&mut self) -> Result<()> {
+        let r = self.lock_inner();
+        if r.is_err() {
+            self.locked = false;
+            let _ = self.set_lock_word(host_word::CHOOSING, 0);
+            let _ = self.set_lock_word(host_word::TICKET, 0);
+        }
+        r
+    }
+
+    fn lock_inner(&mut self) -> Result<()> {
+        self.ensure_lease()?;
+        self.set_lock_word(host_word::CHOOSING, 1)?;
+        let mut max = 0u64;
+        for j in 0..self.geo.max_hosts {
+            if j != self.node {
+                max = max.max(self.peer(j)?.ticket);
+            }
+        }
+        let mine = max.saturating_add(1);
+        self.set_lock_word(host_word::TICKET, mine)?;
+        self.set_lock_word(host_word::CHOOSING, 0)?;
+        let mut expired: u64 = 0;
+        for j in 0..self.geo.max_hosts {
+            if j == self.node {
+                continue;
+            }
+            loop {
+                let v = self.peer(j)?;
+                let Some(id) = v.ident else {
+                    // Torn identity line: the peer is joining; look again.
+                    self.wait()?;
+                    continue;
+                };
+                if id.state != host_state::ACTIVE {
+                    break;
+                }
+                if self.reg(j)?.fenced_epoch >= id.epoch {
+                    break;
+                }
+                if self.observe_expired(j, &id, v.hb) {
+                    expired |= 1 << j;
+                    break;
+                }
+                if v.choosing != 0 {
+                    self.wait()?;
+                    continue;
+                }
+                if v.ticket == 0 || (v.ticket, j) > (mine, self.node) {
+                    break;
+                }
+                self.wait()?;
+            }
+        }
+        self.locked = true;
+        self.after_lock(expired)
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        self.locked = false;
+        self.set_lock_word(host_word::TICKET, 0)
+    }
+
+    /// Runs `f` under the namespace lock.
+    fn locked<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.lock()?;
+        let r = f(self);
+        let u = self.unlock();
+        let v = r?;
+        u?;
+        Ok(v)
+    }
+
+    // ---------------------------------------------------------------- recovery
+
+    /// Replays host `j`'s journal record if it is valid and neither applied by `j`
+    /// nor replayed by a survivor. Returns the sequence to record.
+    fn replay_journal_of(&self, j: u32) -> Result<Option<u64>> {
+        let reg = self.reg(j)?;
+        match journal::pending(&self.m, &self.geo, j)? {
+            Some(p) if p.seq > reg.replayed_seq => {
+                journal::apply(&self.m, &self.geo, j, &p)?;
+                Ok(Some(p.seq))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn after_lock(&mut self, expired: u64) -> Result<()> {
+        let ns = self.nshdr()?;
+        // Phase 1: journals first, before any new mutation (replay is idempotent).
+        let mut fence: [u64; MAX_HOSTS] = [0; MAX_HOSTS];
+        let mut any = false;
+        for j in 0..self.geo.max_hosts {
+            let bit = 1u64 << j;
+            if expired & bit != 0 {
+                let Some(id) = self.ident(j)? else { continue };
+                let reg = self.reg(j)?;
+                let seen = self.obs.get(j as usize).map(|o| o.epoch).unwrap_or(0);
+                // Fence only the epoch observed expired: the host may have rejoined since.
+                if id.state != host_state::ACTIVE
+                    || reg.fenced_epoch >= id.epoch
+                    || id.epoch != seen
+                {
+                    continue;
+                }
+                if let Some(f) = fence.get_mut(j as usize) {
+                    *f = id.epoch;
+                }
+                any = true;
+            }
+            if expired & bit != 0 || ns.pending_recovery & bit != 0 {
+                if let Some(seq) = self.replay_journal_of(j)? {
+                    let mut t = self.txn();
+                    let mut reg = self.reg(j)?;
+                    reg.replayed_seq = seq;
+                    self.put_reg(&mut t, j, &reg)?;
+                    self.commit(t)?;
+                }
+            }
+        }
+        // Phase 2: record fencing decisions (in lock-protected areas only).
+        if any {
+            let mut ns = self.nshdr()?;
+            let mut t = self.txn();
+            for j in 0..self.geo.max_hosts {
+                let e = fence.get(j as usize).copied().unwrap_or(0);
+                if e != 0 {
+                    let mut reg = self.reg(j)?;
+                    reg.fenced_epoch = e;
+                    self.put_reg(&mut t, j, &reg)?;
+                    ns.pending_recovery |= 1 << j;
+                }
+            }
+            self.put_nshdr(&mut t, &ns)?;
+            self.commit(t)?;
+        }
+        // Phase 3: finish recoveries.
+        let ns = self.nshdr()?;
+        for j in 0..self.geo.max_hosts {
+            if ns.pending_recovery & (1 << j) != 0 {
+                self.recover_host(j)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over fenced host `j` (possibly this host's own previous epoch): removes
+    /// its creating entries, moves its chunks and orphans to this host.
+    fn recover_host(&mut self, j: u32) -> Result<()> {
+        let reg = self.reg(j)?;
+        let upto = reg.fenced_epoch;
+        self.take_chunks(j, upto)?;
+        self.remove_creating_of(j, upto)?;
+        self.splice_orphans(j)?;
+        let mut t = self.txn();
+        let mut reg = self.reg(j)?;
+        reg.recovered_epoch = upto;
+        self.put_reg(&mut t, j, &reg)?;
+        let mut ns = self.nshdr()?;
+        ns.pending_recovery &= !(1u64 << j);
+        self.put_nshdr(&mut t, &ns)?;
+        self.commit(t)
+    }
+
+    /// Moves the chunks owned by `j` with epoch `<= upto` to this host.
+    fn take_chunks(&mut self, j: u32, upto: u64) -> Result<()> {
+        let mut c = 0u32;
+        while c < self.geo.chunk_count {
+            let rec = self.chunk_rec(c)?;
+            if rec.owner == j + 1
+                && rec.epoch <= upto
+                && !(j == self.node && rec.epoch == self.epoch)
+            {
+                let mut t = self.txn();
+                let new = ChunkRec {
+                    owner: self.node + 1,
+                    epoch: self.epoch,
+                };
+                t.put(&self.m, &self.geo, self.geo.chunk(c), &new.encode())?;
+                if j != self.node {
+                    let mut rj = self.reg(j)?;
+                    rj.chunks_owned = rj.chunks_owned.saturating_sub(1);
+                    self.put_reg(&mut t, j, &rj)?;
+                    let mut rm = self.reg(self.node)?;
+                    rm.chunks_owned = rm.chunks_owned.saturating_add(1);
+                    self.put_reg(&mut t, self.node, &rm)?;
+                }
+                self.commit(t)?;
+                self.cache_own(c);
+            }
+            c += 1;
+        }
+        Ok(())
+    }
+
+    fn remove_creating_of(&mut self, j: u32, upto: u64) -> Result<()> {
+        let mut i = 0u32;
+        while i < CREATING_SLOTS {
+            let line = self.ld::<64>(self.geo.creating(j, i))?;
+            for k in 0..16u32 {
+                let v = super::layout::rd32(&line, (k * 4) as usize);
+                if v == 0 {
+                    continue;
+                }
+                let idx = v - 1;
+                if u64::from(idx) >= self.geo.entry_count {
+                    continue;
+                }
+                let e = self.entry(idx)?;
+                if e.state == entry_state::CREATING && e.creator == j && e.creator_epoch <= upto {
+                    self.remove_entry(idx, &e)?;
+                }
+            }
+            i += 16;
+        }
+        if j == self.node {
+            // This host is the writer of its own creating set: clear it.
+            let z = [0u8; 64];
+            let mut i = 0u32;
+            while i < CREATING_SLOTS {
+                self.st_flush(self.geo.creating(j, i), &z)?;
+                i += 16;
+            }
+        }
+        Ok(())
+    }
+
+    fn splice_orphans(&mut self, j: u32) -> Result<()> {
+        if j == self.node {
+            return Ok(());
+        }
+        let rj = self.reg(j)?;
+        if rj.orphan_head == NIL {
+            return Ok(());
+        }
+        // Find the tail of j's queue (bounded walk).
+        let mut tail = rj.orphan_head;
+        let mut n = 0u64;
+        loop {
+            let e = self.entry(tail)?;
+            if e.next == NIL {
+                break;
+            }
+            n += 1;
+            if n > self.geo.entry_count {
+                return Err(Error::Corrupt);
+            }
+            tail = e.next;
+        }
+        let mut rm = self.reg(self.node)?;
+        let mut te = self.entry(tail)?;
+        te.next = rm.orphan_head;
+        let mut t = self.txn();
+        self.put_entry(&mut t, tail, &te)?;
+        rm.orphan_head = rj.orphan_head;
+        rm.orphan_count = rm.orphan_count.saturating_add(rj.orphan_count);
+        self.put_reg(&mut t, self.node, &rm)?;
+        let mut rj2 = rj;
+        rj2.orphan_head = NIL;
+        rj2.orphan_count = 0;
+        self.put_reg(&mut t, j, &rj2)?;
+        self.commit(t)
+    }
+
+    /// Frees an entry that is creating (abort/recovery): its units, its index slot,
+    /// its directory count. The caller holds the lock and owns the units' chunks.
+    fn remove_entry(&mut self, idx: u32, e: &EntryRec) -> Result<()> {
+        let slot = self.find_slot_of(e.dir, e.name.as_bytes(), idx)?;
+        let mut t = self.txn();
+        self.put_free_units(&mut t, e)?;
+        let mut ns = self.nshdr()?;
+        let mut f = *e;
+        f.state = entry_state::FREE;
+        f.next = ns.free_head;
+        f.nextents = 0;
+        f.extents = [Extent::default(); MAX_EXTENTS];
+        ns.free_head = idx;
+        ns.free_count = ns.free_count.saturating_add(1);
+        self.put_entry(&mut t, idx, &f)?;
+        self.put_nshdr(&mut t, &ns)?;
+        if let Some(s) = slot {
+            self.put_slot(&mut t, s, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+        }
+        if e.dir < self.geo.dir_count {
+            let mut d = self.dir_rec(e.dir)?;
+            if d.state == dir_state::USED {
+                d.key_count = d.key_count.saturating_sub(1);
+                self.put_dir(&mut t, e.dir, &d)?;
+            }
+        }
+        if e.creator == self.node && e.cslot < CREATING_SLOTS {
+            t.put(
+                &self.m,
+                &self.geo,
+                self.geo.creating(self.node, e.cslot),
+                &[0u8; 4],
+            )?;
+        }
+        self.commit(t)
+    }
+
+    /// Adds the bitmap lines that free `e`'s units to `t` (chunks this host owns).
+    fn put_free_units(&self, t: &mut Txn, e: &EntryRec) -> Result<()> {
+        let ex = e.used_extents();
+        for (i, x) in ex.iter().enumerate() {
+            let c = x.start / self.geo.chunk_units;
+            if ex
+                .iter()
+                .take(i)
+                .any(|y| y.start / self.geo.chunk_units == c)
+            {
+                continue; // chunk already handled
+            }
+            if c >= self.geo.chunk_count {
+                continue;
+            }
+            let mut line = self.ld::<64>(self.geo.bitmap(c))?;
+            for y in ex.iter().filter(|y| y.start / self.geo.chunk_units == c) {
+                for u in 0..y.count {
+                    bit_set(
+                        &mut line,
+                        (y.start % self.geo.chunk_units).saturating_add(u),
+                        false,
+                    );
+                }
+            }
+            t.put(&self.m, &self.geo, self.geo.bitmap(c), &line)?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- join/leave
+
+    /// Joins the pool: new epoch, then (under the lock) recovery of this host's
+    /// previous epoch if it did not leave cleanly.
+    pub fn join(&mut self) -> Result<()> {
+        let me = self.node;
+        let old = self.ident(me)?.unwrap_or_default();
+        let reg = self.reg(me)?;
+        let applied = journal::applied_seq(&self.m, &self.geo, me)?;
+        let rec = journal::read_record(&self.m, &self.geo, me)?
+            .map(|p| p.seq)
+            .unwrap_or(0);
+        self.next_seq = applied.max(rec).max(reg.replayed_seq).saturating_add(1);
+        if old.state == host_state::ACTIVE {
+            // Our previous incarnation died. Show we are alive first (survivors
+            // restart their expiry observation), then finish its last journal
+            // record before our lock words change: if it was a locked mutation,
+            // its (still set) ticket keeps everyone else out meanwhile.
+            let now = self.env.now_ns();
+            self.renew(now)?;
+            if reg.fenced_epoch < old.epoch {
+                if let Some(p) = journal::pending(&self.m, &self.geo, me)? {
+                    if p.seq > reg.replayed_seq {
+                        journal::apply(&self.m, &self.geo, me, &p)?;
+                    }
+                    journal::mark_applied(&self.m, &self.geo, me, p.seq)?;
+                }
+            }
+        }
+        // Drop the holds of the previous incarnation.
+        let z = [0u8; 64];
+        let mut o = 0u64;
+        while o < self.geo.holds_bytes {
+            self.m.store(self.geo.holds(me) + o, &z)?;
+            o += 64;
+        }
+        self.m.flush(self.geo.holds(me), self.geo.holds_bytes)?;
+        self.set_lock_word(host_word::CHOOSING, 0)?;
+        self.set_lock_word(host_word::TICKET, 0)?;
+        self.epoch = old.epoch.max(reg.fenced_epoch).saturating_add(1);
+        let now = self.env.now_ns();
+        let id = HostIdent {
+            state: host_state::ACTIVE,
+            node: me,
+            epoch: self.epoch,
+            lease_ns: self.tun.lease_ns,
+            join_time: self.env.wall_ns(),
+        };
+        let mut b = [0u8; 64];
+        id.encode(&mut b);
+        self.st_flush(self.geo.host_slot(me), &b)?;
+        self.joined = true;
+        self.renew(now)?;
+        self.obs = [Obs::default(); MAX_HOSTS];
+        self.own_n = 0;
+        let crashed = old.state == host_state::ACTIVE;
+        self.locked(|fs| {
+            if crashed && fs.reg(me)?.fenced_epoch < old.epoch {
+                // Our previous epoch died without being fenced: fence it ourselves.
+                if let Some(seq) = fs.replay_journal_of(me)? {
+                    let mut r = fs.reg(me)?;
+                    r.replayed_seq = seq;
+                    let mut t = fs.txn();
+                    fs.put_reg(&mut t, me, &r)?;
+                    fs.commit(t)?;
+                }
+                let mut r = fs.reg(me)?;
+                r.fenced_epoch = old.epoch;
+                let mut ns = fs.nshdr()?;
+                ns.pending_recovery |= 1 << me;
+                let mut t = fs.txn();
+                fs.put_reg(&mut t, me, &r)?;
+                fs.put_nshdr(&mut t, &ns)?;
+                fs.commit(t)?;
+                fs.recover_host(me)?;
+            }
+            // Chunks still owned by an older epoch of ours (clean leave) are re-stamped.
+            let upto = fs.epoch - 1;
+            fs.take_chunks(me, upto)?;
+            fs.remove_creating_of(me, upto)?;
+            fs.refresh_own()
+        })
+    }
+
+    /// Leaves the pool cleanly: aborts this host's unpublished keys, frees what it
+    /// can, releases its holds and marks its slot left.
+    pub fn leave(&mut self) -> Result<()> {
+        let me = self.node;
+        self.drain_orphans()?;
+        self.locked(|fs| {
+            fs.remove_creating_of(me, fs.epoch)?;
+            fs.release_free_chunks()
+        })?;
+        let z = [0u8; 64];
+        let mut o = 0u64;
+        while o < self.geo.holds_bytes {
+            self.m.store(self.geo.holds(me) + o, &z)?;
+            o += 64;
+        }
+        self.m.flush(self.geo.holds(me), self.geo.holds_bytes)?;
+        let id = HostIdent {
+            state: host_state::LEFT,
+            node: me,
+            epoch: self.epoch,
+            lease_ns: self.tun.lease_ns,
+            join_time: self.env.wall_ns(),
+        };
+        let mut b = [0u8; 64];
+        id.encode(&mut b);
+        self.st_flush(self.geo.host_slot(me), &b)?;
+        self.joined = false;
+        Ok(())
+    }
+
+    fn release_free_chunks(&mut self) -> Result<()> {
+        let mut c = 0u32;
+        while c < self.geo.chunk_count {
+            let rec = self.chunk_rec(c)?;
+            if rec.owner == self.node + 1 {
+                let line = self.ld::<64>(self.geo.bitmap(c))?;
+                if line.iter().all(|&b| b == 0) {
+                    let mut t = self.txn();
+                    t.put(
+                        &self.m,
+                        &self.geo,
+                        self.geo.chunk(c),
+                        &ChunkRec::default().encode(),
+                    )?;
+                    let mut r = self.reg(self.node)?;
+                    r.chunks_owned = r.chunks_owned.saturating_sub(1);
+                    self.put_reg(&mut t, self.node, &r)?;
+                    self.commit(t)?;
+                }
+            }
+            c += 1;
+        }
+        self.own_n = 0;
+        Ok(())
+    }
+
+    /// Looks at every peer: fences and recovers peers whose lease expired, and
+    /// adopts the chunks and orphans of hosts that left. Call periodically.
+    /// Returns the number of hosts recovered or adopted.
+    pub fn check_peers(&mut self) -> Result<u32> {
+        self.ensure_lease()?;
+        let mut need = false;
+        for j in 0..self.geo.max_hosts {
+            if j == self.node {
+                continue;
+            }
+            let v = self.peer(j)?;
+            let Some(id) = v.ident else { continue };
+            let reg = self.reg(j)?;
+            if id.state == host_state::ACTIVE {
+                if reg.fenced_epoch < id.epoch && self.observe_expired(j, &id, v.hb) {
+                    need = true;
+                }
+                if reg.fenced_epoch >= id.epoch && reg.recovered_epoch < reg.fenced_epoch {
+                    need = true;
+                }
+            } else if reg.chunks_owned > 0 || reg.orphan_head != NIL {
+                need = true;
+            }
+        }
+        if !need {
+            return Ok(0);
+        }
+        let before = self.nshdr()?.pending_recovery;
+        self.locked(|fs| {
+            let mut n = before.count_ones();
+            for j in 0..fs.geo.max_hosts {
+                if j == fs.node {
+                    continue;
+                }
+                let Some(id) = fs.ident(j)? else { continue };
+                let reg = fs.reg(j)?;
+                if id.state != host_state::ACTIVE
+                    && (reg.chunks_owned > 0 || reg.orphan_head != NIL)
+                {
+                    fs.take_chunks(j, id.epoch)?;
+                    fs.splice_orphans(j)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    // ---------------------------------------------------------------- index
+
+    fn probe_start(&self, dir: u32, name: &[u8]) -> (u64, u16) {
+        let h = name_hash(dir, name);
+        (h & (self.geo.index_slots - 1), hash_tag(h))
+    }
+
+    /// Finds the used slot of (dir, name) whose target is `idx`.
+    fn find_slot_of(&self, dir: u32, name: &[u8], idx: u32) -> Result<Option<u64>> {
+        let (pos, tag) = self.probe_start(dir, name);
+        let mask = self.geo.index_slots - 1;
+        for p in 0..self.geo.index_slots {
+            let i = (pos + p) & mask;
+            let (st, d, tg, target) = slot_unpack(self.slot(i)?);
+            match st {
+                slot_state::EMPTY => return Ok(None),
+                slot_state::USED if d == (dir & 0x3FFF) && tg == tag && target == idx => {
+                    return Ok(Some(i))
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Probes for a key. Returns the matching (slot, entry index, record) whose
+    /// state is creating or published, and the first reusable slot.
+    fn probe_key(&self, dir: u32, name: &Name) -> Result<Probe<EntryRec>> {
+        let (pos, tag) = self.probe_start(dir, name.as_bytes());
+        let mask = self.geo.index_slots - 1;
+        let mut free: Option<u64> = None;
+        for p in 0..self.geo.index_slots {
+            let i = (pos + p) & mask;
+            let (st, d, tg, target) = slot_unpack(self.slot(i)?);
+            match st {
+                slot_state::EMPTY => {
+                    return Ok((None, free.or(Some(i))));
+                }
+                slot_state::USED if d == dir && tg == tag => {
+                    if u64::from(target) >= self.geo.entry_count {
+                        continue;
+                    }
+                    let e = self.entry(target)?;
+                    if (e.state == entry_state::CREATING || e.state == entry_state::PUBLISHED)
+                        && e.dir == dir
+                        && e.name.as_bytes() == name.as_bytes()
+                    {
+                        return Ok((Some((i, target, e)), free));
+                    }
+                }
+                slot_state::USED => {}
+                _ => {
+                    if free.is_none() {
+                        free = Some(i);
+                    }
+                }
+            }
+        }
+        Ok((None, free))
+    }
+
+    fn probe_dir(&self, name: &Name) -> Result<Probe<DirRec>> {
+        let (pos, tag) = self.probe_start(ROOT_DIR, name.as_bytes());
+        let mask = self.geo.index_slots - 1;
+        let mut free: Option<u64> = None;
+        for p in 0..self.geo.index_slots {
+            let i = (pos + p) & mask;
+            let (st, d, tg, target) = slot_unpack(self.slot(i)?);
+            match st {
+                slot_state::EMPTY => return Ok((None, free.or(Some(i)))),
+                slot_state::USED if d == ROOT_DIR && tg == tag => {
+                    if target >= self.geo.dir_count {
+                        continue;
+                    }
+                    let r = self.dir_rec(target)?;
+                    if r.state == dir_state::USED && r.name.as_bytes() == name.as_bytes() {
+                        return Ok((Some((i, target, r)), free));
+                    }
+                }
+                slot_state::USED => {}
+                _ => {
+                    if free.is_none() {
+                        free = Some(i);
+                    }
+                }
+            }
+        }
+        Ok((None, free))
+    }
+
+    // ---------------------------------------------------------------- directories
+
+    /// Looks a directory up by name (lock-free).
+    pub fn lookup_dir(&self, name: &[u8]) -> Result<Dir> {
+        let n = Name::new(name)?;
+        match self.probe_dir(&n)?.0 {
+            Some((_, id, rec)) => Ok(Dir { id, rec }),
+            None => Err(Error::NotFound),
+        }
+    }
+
+    /// Reads directory `id`.
+    pub fn stat_dir(&self, id: u32) -> Result<Dir> {
+        let rec = self.dir_rec(id)?;
+        if rec.state != dir_state::USED {
+            return Err(Error::NotFound);
+        }
+        Ok(Dir { id, rec })
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&mut self, name: &[u8], uid: u32, gid: u32, mode: u32) -> Result<u32> {
+        let n = Name::new(name)?;
+        self.locked(|fs| {
+            let (found, free) = fs.probe_dir(&n)?;
+            if found.is_some() {
+                return Err(Error::Exists);
+            }
+            let slot = free.ok_or(Error::NoEntries)?;
+            let mut ns = fs.nshdr()?;
+            let mut id = None;
+            for d in 0..fs.geo.dir_count {
+                let st = fs.ld::<4>(fs.geo.dir(d))?;
+                if u32::from_le_bytes(st) == dir_state::FREE {
+                    id = Some(d);
+                    break;
+                }
+            }
+            let id = id.ok_or(Error::NoEntries)?;
+            let now = fs.env.wall_ns();
+            ns.next_gen = ns.next_gen.wrapping_add(1);
+            ns.dirs_used = ns.dirs_used.saturating_add(1);
+            let rec = DirRec {
+                state: dir_state::USED,
+                generation: ns.next_gen,
+                uid,
+                gid,
+                mode,
+                ctime: now,
+                mtime: now,
+                key_count: 0,
+                bytes: 0,
+                name: n,
+            };
+            let tag = hash_tag(name_hash(ROOT_DIR, name));
+            let mut t = fs.txn();
+            fs.put_dir(&mut t, id, &rec)?;
+            fs.put_nshdr(&mut t, &ns)?;
+            fs.put_slot(&mut t, slot, slot_pack(slot_state::USED, ROOT_DIR, tag, id))?;
+            fs.commit(t)?;
+            Ok(id)
+        })
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&mut self, name: &[u8]) -> Result<()> {
+        let n = Name::new(name)?;
+        self.locked(|fs| {
+            let (slot, id, mut rec) = fs.probe_dir(&n)?.0.ok_or(Error::NotFound)?;
+            if rec.key_count != 0 {
+                return Err(Error::NotEmpty);
+            }
+            let mut ns = fs.nshdr()?;
+            ns.dirs_used = ns.dirs_used.saturating_sub(1);
+            rec.state = dir_state::FREE;
+            let mut t = fs.txn();
+            fs.put_dir(&mut t, id, &rec)?;
+            fs.put_nshdr(&mut t, &ns)?;
+            fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.commit(t)
+        })
+    }
+
+    /// Lists directories: the first used directory at or after `cursor`, and the
+    /// cursor to continue from.
+    pub fn readdir_dirs(&self, cursor: u32) -> Result<Option<(Dir, u32)>> {
+        let mut d = cursor;
+        while d < self.geo.dir_count {
+            let rec = self.dir_rec(d)?;
+            if rec.state == dir_state::USED {
+                return Ok(Some((Dir { id: d, rec }, d + 1)));
+            }
+            d += 1;
+        }
+        Ok(None)
+    }
+
+    /// Changes a directory's owner and/or mode.
+    pub fn setattr_dir(
+        &mut self,
+        id: u32,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<()> {
+        self.locked(|fs| {
+            let mut rec = fs.stat_dir(id)?.rec;
+            rec.uid = uid.unwrap_or(rec.uid);
+            rec.gid = gid.unwrap_or(rec.gid);
+            rec.mode = mode.unwrap_or(rec.mode);
+            rec.ctime = fs.env.wall_ns();
+            let mut t = fs.txn();
+            fs.put_dir(&mut t, id, &rec)?;
+            fs.commit(t)
+        })
+    }
+
+    // ---------------------------------------------------------------- keys
+
+    /// Looks a published key up (lock-free). Creating keys are not found.
+    pub fn lookup(&self, dir: u32, name: &[u8]) -> Result<Key> {
+        let n = Name::new(name)?;
+        if dir >= self.geo.dir_count {
+            return Err(Error::NotFound);
+        }
+        match self.probe_key(dir, &n)?.0 {
+            Some((_, entry, rec)) if rec.state == entry_state::PUBLISHED => Ok(Key { entry, rec }),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// Reads entry `entry` (any state).
+    pub fn stat_entry(&self, entry: u32) -> Result<Key> {
+        Ok(Key {
+            entry,
+            rec: self.entry(entry)?,
+        })
+    }
+
+    /// Reserves `name` in `dir` and returns a handle to the new, invisible key.
+    /// A concurrent or existing key of that name (creating or published): `Exists`.
+    pub fn create(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<Handle> {
+        let n = Name::new(name)?;
+        let me = self.node;
+        let cslot = self.free_cslot()?;
+        self.locked(|fs| {
+            let mut d = fs.stat_dir(dir)?.rec;
+            let (found, free) = fs.probe_key(dir, &n)?;
+            if found.is_some() {
+                return Err(Error::Exists);
+            }
+            let slot = free.ok_or(Error::NoEntries)?;
+            let mut ns = fs.nshdr()?;
+            let idx;
+            let old_gen;
+            if ns.free_head != NIL {
+                idx = ns.free_head;
+                let f = fs.entry(idx)?;
+                if f.state != entry_state::FREE {
+                    return Err(Error::Corrupt);
+                }
+                ns.free_head = f.next;
+                ns.free_count = ns.free_count.saturating_sub(1);
+                old_gen = f.generation;
+            } else if u64::from(ns.hwm) < fs.geo.entry_count {
+                idx = ns.hwm;
+                ns.hwm += 1;
+                old_gen = 0;
+            } else {
+                return Err(Error::NoEntries);
+            }
+            ns.next_gen = ns.next_gen.wrapping_add(1).max(old_gen.wrapping_add(1));
+            let now = fs.env.wall_ns();
+            let rec = EntryRec {
+                state: entry_state::CREATING,
+                generation: ns.next_gen,
+                dir,
+                uid,
+                gid,
+                mode,
+                next: NIL,
+                ctime: now,
+                mtime: now,
+                crtime: now,
+                creator: me,
+                cslot,
+                creator_epoch: fs.epoch,
+                name: n,
+                ..EntryRec::default()
+            };
+            d.key_count = d.key_count.saturating_add(1);
+            d.mtime = now;
+            let tag = hash_tag(name_hash(dir, name));
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, idx, &rec)?;
+            fs.put_nshdr(&mut t, &ns)?;
+            fs.put_dir(&mut t, dir, &d)?;
+            t.put(
+                &fs.m,
+                &fs.geo,
+                fs.geo.creating(me, cslot),
+                &(idx + 1).to_le_bytes(),
+            )?;
+            fs.put_slot(&mut t, slot, slot_pack(slot_state::USED, dir, tag, idx))?;
+            fs.commit(t)?;
+            fs.cslot_hint = cslot + 1;
+            Ok(Handle {
+                entry: idx,
+                generation: rec.generation,
+            })
+        })
+    }
+
+    fn free_cslot(&mut self) -> Result<u32> {
+        for k in 0..CREATING_SLOTS {
+            let i = (self.cslot_hint + k) % CREATING_SLOTS;
+            let v = self.ld::<4>(self.geo.creating(self.node, i))?;
+            if u32::from_le_bytes(v) == 0 {
+                return Ok(i);
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    fn my_creating(&self, h: &Handle) -> Result<EntryRec> {
+        let e = self.entry(h.entry)?;
+        if e.generation != h.generation || e.creator != self.node || e.creator_epoch != self.epoch {
+            return Err(Error::Stale);
+        }
+        if e.state != entry_state::CREATING {
+            return Err(Error::NotPermitted);
+        }
+        Ok(e)
+    }
+
+    /// Data units backing the key (for writing its data before publish).
+    pub fn extents(&self, h: &Handle) -> Result<EntryRec> {
+        self.my_creating(h)
+    }
+
+    /// Sets the size of a creating key, allocating 2 MiB units from this host's
+    /// chunks (lock-free; takes the lock only to acquire a new chunk). Never frees.
+    pub fn set_size(&mut self, h: &Handle, size: u64) -> Result<()> {
+        self.ensure_lease()?;
+        let mut e = self.my_creating(h)?;
+        let need = size.div_ceil(UNIT);
+        let have = e.units();
+        if need > (MAX_EXTENTS as u64) * u64::from(self.geo.chunk_units) {
+            return Err(Error::TooLarge);
+        }
+        let mut t = self.txn();
+        if need > have {
+            let mut want = need - have;
+            let mut tries = 0;
+            while self.own_free_units()? < want {
+                tries += 1;
+                if self.acquire_chunk().is_err() {
+                    if tries > 1 {
+                        return Err(Error::NoSpace);
+                    }
+                    self.drain_orphans()?;
+                }
+                if tries > 64 {
+                    return Err(Error::NoSpace);
+                }
+            }
+            let mut k = 0usize;
+            while want > 0 && k < self.own_n {
+                let c = self.own.get(k).copied().unwrap_or(0);
+                k += 1;
+                let mut line = self.ld::<64>(self.geo.bitmap(c))?;
+                let valid = self.geo.units_in_chunk(c);
+                let base = c * self.geo.chunk_units;
+                let mut changed = false;
+                let mut u = 0u32;
+                while u < valid && want > 0 {
+                    if bit_get(&line, u) {
+                        u += 1;
+                        continue;
+                    }
+                    let start = u;
+                    while u < valid && want > 0 && !bit_get(&line, u) {
+                        bit_set(&mut line, u, true);
+                        u += 1;
+                        want -= 1;
+                    }
+                    changed = true;
+                    let x = Extent {
+                        start: base + start,
+                        count: u - start,
+                    };
+                    let n = e.nextents as usize;
+                    let merged = match n.checked_sub(1).and_then(|l| e.extents.get_mut(l)) {
+                        Some(last)
+                            if last.start + last.count == x.start
+                                && last.start / self.geo.chunk_units == c =>
+                        {
+                            last.count += x.count;
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !merged {
+                        let slot = e.extents.get_mut(n).ok_or(Error::TooLarge)?;
+                        *slot = x;
+                        e.nextents += 1;
+                    }
+                }
+                if changed {
+                    t.put(&self.m, &self.geo, self.geo.bitmap(c), &line)?;
+                }
+            }
+            if want > 0 {
+                return Err(Error::NoSpace);
+            }
+        }
+        e.size = size;
+        e.mtime = self.env.wall_ns();
+        self.put_entry(&mut t, h.entry, &e)?;
+        self.commit(t)
+    }
+
+    fn cache_own(&mut self, c: u32) {
+        if self.own.iter().take(self.own_n).any(|&x| x == c) {
+            return;
+        }
+        if let Some(s) = self.own.get_mut(self.own_n) {
+            *s = c;
+            self.own_n += 1;
+        }
+    }
+
+    fn refresh_own(&mut self) -> Result<()> {
+        self.own_n = 0;
+        let mut c = 0u32;
+        while c < self.geo.chunk_count && self.own_n < OWN_CACHE {
+            let r = self.chunk_rec(c)?;
+            if r.owner == self.node + 1 && r.epoch == self.epoch {
+                self.cache_own(c);
+            }
+            c += 1;
+        }
+        Ok(())
+    }
+
+    fn own_free_units(&self) -> Result<u64> {
+        let mut n = 0u64;
+        for &c in self.own.iter().take(self.own_n) {
+            let line = self.ld::<64>(self.geo.bitmap(c))?;
+            for u in 0..self.geo.units_in_chunk(c) {
+                if !bit_get(&line, u) {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn acquire_chunk(&mut self) -> Result<()> {
+        let c = self.locked(|fs| {
+            let mut ns = fs.nshdr()?;
+            let n = fs.geo.chunk_count;
+            for k in 0..n {
+                let c = (ns.chunk_hint.wrapping_add(k)) % n;
+                if fs.chunk_rec(c)?.owner == 0 {
+                    let mut t = fs.txn();
+                    let rec = ChunkRec {
+                        owner: fs.node + 1,
+                        epoch: fs.epoch,
+                    };
+                    t.put(&fs.m, &fs.geo, fs.geo.chunk(c), &rec.encode())?;
+                    t.put(
+                        &fs.m,
+                        &fs.geo,
+                        fs.geo.bitmap(c),
+                        &[0u8; BITMAP_SIZE as usize],
+                    )?;
+                    let mut r = fs.reg(fs.node)?;
+                    r.chunks_owned = r.chunks_owned.saturating_add(1);
+                    fs.put_reg(&mut t, fs.node, &r)?;
+                    ns.chunk_hint = (c + 1) % n;
+                    fs.put_nshdr(&mut t, &ns)?;
+                    fs.commit(t)?;
+                    return Ok(c);
+                }
+            }
+            Err(Error::NoSpace)
+        })?;
+        if self.own_n >= OWN_CACHE {
+            // Forget a full chunk to make room.
+            self.own_n = 0;
+            self.refresh_own()?;
+        }
+        self.cache_own(c);
+        Ok(())
+    }
+
+    /// Publishes a creating key: from now on it is visible and immutable. The
+    /// caller must have written and flushed its data first.
+    pub fn publish(&mut self, h: &Handle, data_crc: Option<u32>) -> Result<()> {
+        let me = self.node;
+        self.locked(|fs| {
+            let mut e = fs.my_creating(h)?;
+            let mut d = fs.stat_dir(e.dir)?.rec;
+            e.state = entry_state::PUBLISHED;
+            if let Some(c) = data_crc {
+                e.flags |= EF_DATA_CRC;
+                e.data_crc = c;
+            }
+            e.mtime = fs.env.wall_ns();
+            d.bytes = d.bytes.saturating_add(e.size);
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, h.entry, &e)?;
+            fs.put_dir(&mut t, e.dir, &d)?;
+            if e.cslot < CREATING_SLOTS {
+                t.put(&fs.m, &fs.geo, fs.geo.creating(me, e.cslot), &[0u8; 4])?;
+            }
+            fs.commit(t)
+        })
+    }
+
+    /// Abandons a creating key: frees its name, entry and units.
+    pub fn abort(&mut self, h: &Handle) -> Result<()> {
+        self.locked(|fs| {
+            let e = fs.my_creating(h)?;
+            fs.remove_entry(h.entry, &e)
+        })
+    }
+
+    /// Unlinks a published key: invisible at once; its space is reclaimed by the
+    /// owner of its units once no host holds it.
+    pub fn unlink(&mut self, dir: u32, name: &[u8]) -> Result<()> {
+        let n = Name::new(name)?;
+        self.locked(|fs| {
+            let (slot, idx, mut e) = match fs.probe_key(dir, &n)?.0 {
+                Some(x) if x.2.state == entry_state::PUBLISHED => x,
+                _ => return Err(Error::NotFound),
+            };
+            let q = match e.used_extents().first() {
+                Some(x) => {
+                    let r = fs.chunk_rec(x.start / fs.geo.chunk_units)?;
+                    if r.owner != 0 && r.owner <= fs.geo.max_hosts {
+                        r.owner - 1
+                    } else {
+                        fs.node
+                    }
+                }
+                None => fs.node,
+            };
+            let mut rq = fs.reg(q)?;
+            let mut d = fs.stat_dir(dir)?.rec;
+            e.state = entry_state::UNLINKED;
+            e.next = rq.orphan_head;
+            e.ctime = fs.env.wall_ns();
+            rq.orphan_head = idx;
+            rq.orphan_count = rq.orphan_count.saturating_add(1);
+            d.key_count = d.key_count.saturating_sub(1);
+            d.bytes = d.bytes.saturating_sub(e.size);
+            d.mtime = e.ctime;
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, idx, &e)?;
+            fs.put_reg(&mut t, q, &rq)?;
+            fs.put_dir(&mut t, dir, &d)?;
+            fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.commit(t)
+        })
+    }
+
+    /// Renames a published key within its directory (fails with `Exists` if the
+    /// new name is taken; never replaces).
+    pub fn rename(&mut self, dir: u32, old: &[u8], new: &[u8]) -> Result<()> {
+        let o = Name::new(old)?;
+        let n = Name::new(new)?;
+        self.locked(|fs| {
+            let (slot, idx, mut e) = match fs.probe_key(dir, &o)?.0 {
+                Some(x) if x.2.state == entry_state::PUBLISHED => x,
+                _ => return Err(Error::NotFound),
+            };
+            let (found, free) = fs.probe_key(dir, &n)?;
+            if found.is_some() {
+                return Err(Error::Exists);
+            }
+            let nslot = free.ok_or(Error::NoEntries)?;
+            e.name = n;
+            e.ctime = fs.env.wall_ns();
+            let tag = hash_tag(name_hash(dir, new));
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, idx, &e)?;
+            fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.put_slot(&mut t, nslot, slot_pack(slot_state::USED, dir, tag, idx))?;
+            fs.commit(t)
+        })
+    }
+
+    /// Changes a published key's owner and/or mode.
+    pub fn setattr(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<()> {
+        let n = Name::new(name)?;
+        self.locked(|fs| {
+            let (_, idx, mut e) = match fs.probe_key(dir, &n)?.0 {
+                Some(x) if x.2.state == entry_state::PUBLISHED => x,
+                _ => return Err(Error::NotFound),
+            };
+            e.uid = uid.unwrap_or(e.uid);
+            e.gid = gid.unwrap_or(e.gid);
+            e.mode = mode.unwrap_or(e.mode);
+            e.ctime = fs.env.wall_ns();
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, idx, &e)?;
+            fs.commit(t)
+        })
+    }
+
+    /// Lists published keys of `dir`: the first at or after index slot `cursor`,
+    /// and the cursor to continue from. Stable across calls and concurrent changes.
+    pub fn readdir(&self, dir: u32, cursor: u64) -> Result<Option<(Key, u64)>> {
+        let mut i = cursor;
+        while i < self.geo.index_slots {
+            let line = self.ld::<64>(self.geo.slot(i & !7))?;
+            let mut k = i & 7;
+            while k < 8 {
+                let w = super::layout::rd64(&line, (k * 8) as usize);
+                let (st, d, _, target) = slot_unpack(w);
+                let at = (i & !7) + k;
+                if st == slot_state::USED
+                    && d == dir
+                    && dir != ROOT_DIR
+                    && u64::from(target) < self.geo.entry_count
+                {
+                    let e = self.entry(target)?;
+                    if e.state == entry_state::PUBLISHED && e.dir == dir {
+                        return Ok(Some((
+                            Key {
+                                entry: target,
+                                rec: e,
+                            },
+                            at + 1,
+                        )));
+                    }
+                }
+                k += 1;
+            }
+            i = (i & !7) + 8;
+        }
+        Ok(None)
+    }
+
+    // ---------------------------------------------------------------- holds
+
+    fn hold_word(&self, entry: u32) -> u64 {
+        self.geo.holds(self.node) + u64::from(entry / 64) * 8
+    }
+
+    /// Takes this host's hold on a published key (it stays allocated while held).
+    /// Fails with `Stale` when the key is no longer that generation or published.
+    pub fn hold(&mut self, entry: u32, generation: u64) -> Result<()> {
+        if u64::from(entry) >= self.geo.entry_count {
+            return Err(Error::InvalidArgument);
+        }
+        self.ensure_lease()?;
+        let off = self.hold_word(entry);
+        let w = self.ld64(off)? | (1u64 << (entry % 64));
+        self.st_flush(off, &w.to_le_bytes())?;
+        let e = self.entry(entry)?;
+        if e.state == entry_state::PUBLISHED && e.generation == generation {
+            return Ok(());
+        }
+        let w = self.ld64(off)? & !(1u64 << (entry % 64));
+        self.st_flush(off, &w.to_le_bytes())?;
+        Err(Error::Stale)
+    }
+
+    /// Drops this host's hold on a key.
+    pub fn release(&mut self, entry: u32) -> Result<()> {
+        if u64::from(entry) >= self.geo.entry_count {
+            return Err(Error::InvalidArgument);
+        }
+        self.ensure_lease()?;
+        let off = self.hold_word(entry);
+        let w = self.ld64(off)? & !(1u64 << (entry % 64));
+        self.st_flush(off, &w.to_le_bytes())
+    }
+
+    fn held_by_anyone(&self, entry: u32) -> Result<bool> {
+        for j in 0..self.geo.max_hosts {
+            let Some(id) = self.ident(j)? else {
+                return Ok(true);
+            };
+            if id.state != host_state::ACTIVE || self.reg(j)?.fenced_epoch >= id.epoch {
+                continue;
+            }
+            let off = self.geo.holds(j) + u64::from(entry / 64) * 8;
+            if self.ld64(off)? & (1u64 << (entry % 64)) != 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Frees this host's queued orphans that no live host holds. Returns how many.
+    pub fn drain_orphans(&mut self) -> Result<u32> {
+        if self.reg(self.node)?.orphan_head == NIL {
+            return Ok(0);
+        }
+        self.locked(|fs| {
+            let me = fs.node;
+            let mut freed = 0u32;
+            let mut prev = NIL;
+            let mut cur = fs.reg(me)?.orphan_head;
+            let mut steps = 0u64;
+            while cur != NIL {
+                steps += 1;
+                if steps > fs.geo.entry_count {
+                    return Err(Error::Corrupt);
+                }
+                let e = fs.entry(cur)?;
+                if e.state != entry_state::UNLINKED {
+                    return Err(Error::Corrupt);
+                }
+                let owned = e.used_extents().iter().all(|x| {
+                    fs.chunk_rec(x.start / fs.geo.chunk_units)
+                        .map(|r| r.owner == me + 1)
+                        .unwrap_or(false)
+                });
+                if !owned || fs.held_by_anyone(cur)? {
+                    prev = cur;
+                    cur = e.next;
+                    continue;
+                }
+                let mut t = fs.txn();
+                fs.put_free_units(&mut t, &e)?;
+                let mut ns = fs.nshdr()?;
+                let mut r = fs.reg(me)?;
+                if prev == NIL {
+                    r.orphan_head = e.next;
+                } else {
+                    let mut p = fs.entry(prev)?;
+                    p.next = e.next;
+                    fs.put_entry(&mut t, prev, &p)?;
+                }
+                r.orphan_count = r.orphan_count.saturating_sub(1);
+                fs.put_reg(&mut t, me, &r)?;
+                let mut f = e;
+                f.state = entry_state::FREE;
+                f.next = ns.free_head;
+                f.nextents = 0;
+                f.extents = [Extent::default(); MAX_EXTENTS];
+                ns.free_head = cur;
+                ns.free_count = ns.free_count.saturating_add(1);
+                fs.put_entry(&mut t, cur, &f)?;
+                fs.put_nshdr(&mut t, &ns)?;
+                fs.commit(t)?;
+                freed += 1;
+                cur = e.next;
+            }
+            Ok(freed)
+        })
+    }
+
+    // ---------------------------------------------------------------- statfs
+
+    /// Pool usage (lock-free, approximate while others allocate).
+    pub fn statfs(&self) -> Result<StatFs> {
+        let ns = self.nshdr()?;
+        let mut s = StatFs {
+            total_units: self.geo.data_units,
+            total_chunks: self.geo.chunk_count,
+            total_entries: self.geo.entry_count,
+            free_entries: self.geo.entry_count.saturating_sub(u64::from(ns.hwm))
+                + u64::from(ns.free_count),
+            dirs_used: ns.dirs_used,
+            dirs_total: self.geo.dir_count,
+            ..StatFs::default()
+        };
+        for c in 0..self.geo.chunk_count {
+            let valid = self.geo.units_in_chunk(c);
+            if self.chunk_rec(c)?.owner == 0 {
+                s.free_chunks += 1;
+                s.free_units += u64::from(valid);
+            } else {
+                let line = self.ld::<64>(self.geo.bitmap(c))?;
+                s.free_units += (0..valid).filter(|&u| !bit_get(&line, u)).count() as u64;
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,244 @@
+//! Per-host redo journal: makes every multi-line metadata mutation atomic.
+//!
+//! Layout of host `h`'s journal area (`JOURNAL_SIZE` bytes at `Geometry::journal(h)`):
+//! - `+0`: `applied_seq` (u64, alone in its line): highest sequence applied in place.
+//! - `+64`: record header: `seq` u64, `count` u32, `len` u32, `crc` u32, `magic` u32.
+//! - `+128`: `len` bytes of ops: `target` u64, `size` u32, 4 pad bytes, then `size`
+//!   data bytes padded to a multiple of 8.
+//!
+//! The CRC32C covers the ops bytes and then `seq`, `count`, `len`. A record is
+//! pending when its CRC is valid and `seq > applied_seq`; replaying it is idempotent.
+
+use super::crc;
+use super::error::{Error, Result};
+use super::layout::{rd32, rd64, wr32, wr64, Geometry, JOURNAL_SIZE};
+use super::media::Media;
+
+/// Journal record magic.
+pub const JMAGIC: u32 = 0x4A52_4E4C;
+/// Offset of the record header in the journal area.
+pub const HDR: u64 = 64;
+/// Offset of the ops in the journal area.
+pub const OPS: u64 = 128;
+/// Capacity for ops bytes.
+pub const CAP: u64 = JOURNAL_SIZE - OPS;
+const OP_HDR: u64 = 16;
+
+/// A transaction being built in a host's journal area.
+#[derive(Debug)]
+pub struct Txn {
+    base: u64,
+    seq: u64,
+    pos: u64,
+    count: u32,
+    crc: u32,
+}
+
+/// A pending (valid, unapplied) record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// Sequence number.
+    pub seq: u64,
+    /// Number of ops.
+    pub count: u32,
+    /// Bytes of ops.
+    pub len: u32,
+}
+
+fn target_ok(g: &Geometry, off: u64, len: u64) -> bool {
+    match off.checked_add(len) {
+        Some(end) => off >= g.host_off && end <= g.meta_end,
+        None => false,
+    }
+}
+
+impl Txn {
+    /// Starts a transaction with sequence `seq` in host `host`'s journal.
+    pub fn begin(g: &Geometry, host: u32, seq: u64) -> Txn {
+        Txn {
+            base: g.journal(host),
+            seq,
+            pos: 0,
+            count: 0,
+            crc: crc::INIT,
+        }
+    }
+
+    /// Appends "write `data` at `off`" (not applied until [`Txn::commit`]).
+    pub fn put<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, data: &[u8]) -> Result<()> {
+        let len = data.len() as u64;
+        let padded = len.div_ceil(8) * 8;
+        if !target_ok(g, off, len) {
+            return Err(Error::InvalidArgument);
+        }
+        if self.pos + OP_HDR + padded > CAP {
+            return Err(Error::Busy);
+        }
+        let mut h = [0u8; OP_HDR as usize];
+        wr64(&mut h, 0, off);
+        wr32(&mut h, 8, len as u32);
+        let at = self.base + OPS + self.pos;
+        m.store(at, &h)?;
+        m.store(at + OP_HDR, data)?;
+        self.crc = crc::update(self.crc, &h);
+        self.crc = crc::update(self.crc, data);
+        let pad = (padded - len) as usize;
+        if pad > 0 {
+            let z = [0u8; 8];
+            let z = z.get(..pad).unwrap_or(&[]);
+            m.store(at + OP_HDR + len, z)?;
+            self.crc = crc::update(self.crc, z);
+        }
+        self.pos += OP_HDR + padded;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Number of ops so far.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// True when no op was added.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Writes the header, flushes the record, applies it in place, flushes, and
+    /// marks it applied. Returns the sequence number used.
+    pub fn commit<M: Media>(self, m: &M, g: &Geometry, host: u32) -> Result<u64> {
+        if self.count == 0 {
+            return Ok(self.seq);
+        }
+        let mut tail = [0u8; 16];
+        wr64(&mut tail, 0, self.seq);
+        wr32(&mut tail, 8, self.count);
+        wr32(&mut tail, 12, self.pos as u32);
+        let c = crc::finish(crc::update(self.crc, &tail));
+        let mut hdr = [0u8; 24];
+        if let Some(s) = hdr.get_mut(..16) {
+            s.copy_from_slice(&tail);
+        }
+        wr32(&mut hdr, 16, c);
+        wr32(&mut hdr, 20, JMAGIC);
+        m.store(self.base + HDR, &hdr)?;
+        m.flush(self.base + HDR, OPS - HDR + self.pos)?;
+        let p = Pending {
+            seq: self.seq,
+            count: self.count,
+            len: self.pos as u32,
+        };
+        apply(m, g, host, &p)?;
+        mark_applied(m, g, host, self.seq)?;
+        Ok(self.seq)
+    }
+}
+
+/// Reads `applied_seq` of host `host` (invalidating first).
+pub fn applied_seq<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<u64> {
+    let base = g.journal(host);
+    m.invalidate(base, 8)?;
+    let mut b = [0u8; 8];
+    m.load(base, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Sets `applied_seq` of host `host` and flushes.
+pub fn mark_applied<M: Media>(m: &M, g: &Geometry, host: u32, seq: u64) -> Result<()> {
+    let base = g.journal(host);
+    m.store(base, &seq.to_le_bytes())?;
+    m.flush(base, 8)?;
+    Ok(())
+}
+
+/// Reads the record header of host `host` (invalidating first) and returns it when
+/// it is a complete record with a valid CRC, whatever its sequence.
+pub fn read_record<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pending>> {
+    let base = g.journal(host);
+    m.invalidate(base + HDR, 64)?;
+    let mut hdr = [0u8; 24];
+    m.load(base + HDR, &mut hdr)?;
+    let seq = rd64(&hdr, 0);
+    let count = rd32(&hdr, 8);
+    let len = rd32(&hdr, 12);
+    let c = rd32(&hdr, 16);
+    if rd32(&hdr, 20) != JMAGIC || u64::from(len) > CAP || count == 0 || seq == 0 {
+        return Ok(None);
+    }
+    m.invalidate(base + OPS, u64::from(len))?;
+    // Walk the ops: structure and CRC.
+    let mut st = crc::INIT;
+    let mut pos: u64 = 0;
+    let mut n = 0u32;
+    let mut buf = [0u8; 64];
+    while pos < u64::from(len) {
+        let mut oh = [0u8; OP_HDR as usize];
+        if pos + OP_HDR > u64::from(len) {
+            return Ok(None);
+        }
+        m.load(base + OPS + pos, &mut oh)?;
+        st = crc::update(st, &oh);
+        let off = rd64(&oh, 0);
+        let sz = u64::from(rd32(&oh, 8));
+        let padded = sz.div_ceil(8) * 8;
+        if !target_ok(g, off, sz) || pos + OP_HDR + padded > u64::from(len) {
+            return Ok(None);
+        }
+        let mut done = 0u64;
+        while done < padded {
+            let k = (padded - done).min(64) as usize;
+            let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
+            m.load(base + OPS + pos + OP_HDR + done, piece)?;
+            st = crc::update(st, piece);
+            done += k as u64;
+        }
+        pos += OP_HDR + padded;
+        n += 1;
+    }
+    let mut tail = [0u8; 16];
+    if let Some(s) = hdr.get(..16) {
+        tail.copy_from_slice(s);
+    }
+    st = crc::update(st, &tail);
+    if crc::finish(st) != c || n != count {
+        return Ok(None);
+    }
+    Ok(Some(Pending { seq, count, len }))
+}
+
+/// Returns host `host`'s record if it is valid and not yet applied in place by
+/// the host itself (`seq > applied_seq`).
+pub fn pending<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pending>> {
+    let applied = applied_seq(m, g, host)?;
+    match read_record(m, g, host)? {
+        Some(p) if p.seq > applied => Ok(Some(p)),
+        _ => Ok(None),
+    }
+}
+
+/// Applies a validated record of host `host` in place and flushes each target.
+pub fn apply<M: Media>(m: &M, g: &Geometry, host: u32, p: &Pending) -> Result<()> {
+    let base = g.journal(host);
+    let mut pos: u64 = 0;
+    let mut buf = [0u8; 64];
+    for _ in 0..p.count {
+        let mut oh = [0u8; OP_HDR as usize];
+        m.load(base + OPS + pos, &mut oh)?;
+        let off = rd64(&oh, 0);
+        let sz = u64::from(rd32(&oh, 8));
+        if !target_ok(g, off, sz) || pos + OP_HDR + sz > u64::from(p.len) {
+            return Err(Error::Corrupt);
+        }
+        let mut done = 0u64;
+        while done < sz {
+            let k = (sz - done).min(64) as usize;
+            let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
+            m.load(base + OPS + pos + OP_HDR + done, piece)?;
+            m.store(off + done, piece)?;
+            done += k as u64;
+        }
+        m.flush(off, sz)?;
+        pos += OP_HDR + sz.div_ceil(8) * 8;
+    }
+    Ok(())
+}

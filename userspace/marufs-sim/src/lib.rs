@@ -1,0 +1,957 @@
+//! Deterministic multi-host simulator and checker for marufs-core.
+//!
+//! Each seed builds a small pool shared by 2-4 simulated hosts. Every host has a
+//! private non-coherent write-back cache ([`mem`]); hosts run as OS threads that
+//! pass a baton at every media call, so interleavings, cache evictions and
+//! crashes (with torn write-back at 64-byte granularity) are all decided by the
+//! seed. After every round the checker compares the pool (read coherently, as
+//! shared memory holds it) with a reference model and runs fsck.
+//!
+//! Replay a failure with `MARUFS_SIM_SEED=<seed> cargo test -p marufs-sim replay`.
+
+// Test harness: readability over these style lints.
+#![allow(
+    clippy::should_implement_trait,
+    clippy::needless_range_loop,
+    clippy::collapsible_match,
+    clippy::collapsible_if
+)]
+
+pub mod mem;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use marufs_core::format::{format, FormatOptions};
+use marufs_core::fs::{Fs, Handle, Tunables};
+use marufs_core::fsck;
+use marufs_core::layout::{entry_state, Extent, GeometryParams, UNIT};
+use marufs_core::{Env, Error, Media, MediaError};
+use mem::{Faults, Oracle, Rng, Sim, SimMedia};
+
+/// Simulator configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Rounds per seed.
+    pub rounds: usize,
+    /// Fault injection.
+    pub faults: FaultKind,
+    /// Enable crash injection.
+    pub crashes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rounds: 24,
+            faults: FaultKind::None,
+            crashes: true,
+        }
+    }
+}
+
+/// Deliberate bugs to prove the checker catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// No fault.
+    None,
+    /// Drop every flush of the entry table (publish never reaches memory).
+    DropEntryFlush,
+    /// Drop every invalidate of the index (lookups see stale slots).
+    DropIndexInvalidate,
+}
+
+type HostFs = Fs<SimMedia, SimMedia>;
+
+const LEASE: u64 = 200_000;
+const NAMES: u32 = 10;
+const DIRS: u32 = 2;
+
+fn tunables() -> Tunables {
+    Tunables {
+        lease_ns: LEASE,
+        guard_ns: LEASE / 4,
+        margin_ns: LEASE / 2,
+        read_retries: 200,
+    }
+}
+
+fn key_name(k: u32) -> Vec<u8> {
+    format!("key-{k}").into_bytes()
+}
+
+fn pattern(_k: u32, gen: u64, unit: u64) -> [u8; 64] {
+    // Depends on the generation only: renames keep the data.
+    let k = 0u64;
+    let mut p = [0u8; 64];
+    for (j, b) in p.iter_mut().enumerate() {
+        *b = (k * 31 + gen * 7 + unit * 13 + j as u64 + 1) as u8 | 1;
+    }
+    p
+}
+
+/// What the model knows of a key.
+#[derive(Clone, Debug, PartialEq)]
+enum KS {
+    Absent,
+    Published { entry: u32, gen: u64 },
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Restart,
+    Heartbeat,
+    Create { dir: u32, k: u32, units: u64 },
+    CreateAbort { dir: u32, k: u32 },
+    Unlink { dir: u32, k: u32 },
+    Lookup { dir: u32, k: u32 },
+    Hold { dir: u32, k: u32 },
+    Release,
+    Drain,
+    CheckPeers,
+    Rename { dir: u32, k: u32, to: u32 },
+}
+
+#[derive(Clone, Debug)]
+enum Res {
+    Ok,
+    Created {
+        entry: u32,
+        gen: u64,
+    },
+    Found {
+        entry: u32,
+        gen: u64,
+        data_ok: bool,
+    },
+    NotFound,
+    Held {
+        entry: u32,
+        gen: u64,
+        ext: Vec<Extent>,
+        k: u32,
+    },
+    Err(Error),
+    Crashed,
+}
+
+#[derive(Clone, Debug)]
+struct Held {
+    entry: u32,
+    gen: u64,
+    k: u32,
+    ext: Vec<Extent>,
+}
+
+struct HostSlot {
+    fs: Option<HostFs>,
+    down: bool,
+    holds: Vec<Held>,
+}
+
+/// Outcome of one seed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Media calls executed.
+    pub steps: u64,
+    /// Crashes injected.
+    pub crashes: u32,
+    /// Keys published.
+    pub published: u32,
+    /// Takeovers/recoveries performed by survivors.
+    pub takeovers: u32,
+}
+
+fn read_data_ok(
+    m: &dyn Media,
+    geo_data_off: u64,
+    k: u32,
+    gen: u64,
+    ext: &[Extent],
+    invalidate: bool,
+) -> bool {
+    let mut i = 0u64;
+    for x in ext {
+        for u in 0..x.count as u64 {
+            let off = geo_data_off + (x.start as u64 + u) * UNIT;
+            let mut b = [0u8; 64];
+            if invalidate && m.invalidate(off, 64).is_err() {
+                return true; // crashed: no verdict
+            }
+            if m.load(off, &mut b).is_err() {
+                return true;
+            }
+            if b != pattern(k, gen, i) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
+fn is_crash(e: &Error) -> bool {
+    matches!(e, Error::Media(MediaError::Crashed))
+}
+
+fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res {
+    let data_off = fs.geometry().data_off;
+    let r: Result<Res, Error> = (|| match op {
+        Op::Restart => Ok(Res::Ok),
+        Op::Heartbeat => fs.heartbeat().map(|_| Res::Ok),
+        Op::Create { dir, k, units } => {
+            let h: Handle = fs.create(*dir, &key_name(*k), 0, 0, 0o644)?;
+            let size = units * UNIT - rng.below(UNIT / 2);
+            let go = (|| {
+                fs.set_size(&h, size)?;
+                let e = fs.extents(&h)?;
+                let mut i = 0u64;
+                for x in e.used_extents() {
+                    for u in 0..x.count as u64 {
+                        let off = data_off + (x.start as u64 + u) * UNIT;
+                        fs.media().store(off, &pattern(*k, h.generation, i))?;
+                        fs.media().flush(off, 64)?;
+                        i += 1;
+                    }
+                }
+                fs.publish(&h, None)
+            })();
+            match go {
+                Ok(()) => Ok(Res::Created {
+                    entry: h.entry,
+                    gen: h.generation,
+                }),
+                Err(e) if is_crash(&e) => Err(e),
+                Err(e) => {
+                    let _ = fs.abort(&h);
+                    Err(e)
+                }
+            }
+        }
+        Op::CreateAbort { dir, k } => {
+            let h = fs.create(*dir, &key_name(*k), 0, 0, 0o644)?;
+            fs.set_size(&h, UNIT)?;
+            fs.abort(&h)?;
+            Ok(Res::Ok)
+        }
+        Op::Unlink { dir, k } => fs.unlink(*dir, &key_name(*k)).map(|_| Res::Ok),
+        Op::Rename { dir, k, to } => fs
+            .rename(*dir, &key_name(*k), &key_name(*to))
+            .map(|_| Res::Ok),
+        Op::Lookup { dir, k } => match fs.lookup(*dir, &key_name(*k)) {
+            Ok(key) => {
+                let ok = read_data_ok(
+                    fs.media(),
+                    data_off,
+                    *k,
+                    key.rec.generation,
+                    key.rec.used_extents(),
+                    true,
+                );
+                Ok(Res::Found {
+                    entry: key.entry,
+                    gen: key.rec.generation,
+                    data_ok: ok,
+                })
+            }
+            Err(Error::NotFound) => Ok(Res::NotFound),
+            Err(e) => Err(e),
+        },
+        Op::Hold { dir, k } => {
+            let key = match fs.lookup(*dir, &key_name(*k)) {
+                Ok(key) => key,
+                Err(Error::NotFound) => return Ok(Res::NotFound),
+                Err(e) => return Err(e),
+            };
+            match fs.hold(key.entry, key.rec.generation) {
+                Ok(()) => Ok(Res::Held {
+                    entry: key.entry,
+                    gen: key.rec.generation,
+                    ext: key.rec.used_extents().to_vec(),
+                    k: *k,
+                }),
+                Err(Error::Stale) => Ok(Res::NotFound),
+                Err(e) => Err(e),
+            }
+        }
+        Op::Release => {
+            if let Some(hd) = holds.pop() {
+                if !holds.iter().any(|x| x.entry == hd.entry) {
+                    fs.release(hd.entry)?;
+                }
+            }
+            Ok(Res::Ok)
+        }
+        Op::Drain => fs.drain_orphans().map(|_| Res::Ok),
+        Op::CheckPeers => fs.check_peers().map(|_| Res::Ok),
+    })();
+    match r {
+        Ok(x) => x,
+        Err(e) if is_crash(&e) => Res::Crashed,
+        Err(e) => Res::Err(e),
+    }
+}
+
+fn touched(op: &Op) -> Vec<(u32, u32)> {
+    match op {
+        Op::Create { dir, k, .. } | Op::CreateAbort { dir, k } | Op::Unlink { dir, k } => {
+            vec![(*dir, *k)]
+        }
+        Op::Rename { dir, k, to } => vec![(*dir, *k), (*dir, *to)],
+        _ => vec![],
+    }
+}
+
+/// Runs one seed; `Err` describes the first violated invariant.
+pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
+    let mut rng = Rng(seed ^ 0x5EED_0000_0000_0001);
+    let nhosts = 2 + rng.below(3) as usize;
+    let size = (40 + rng.below(40)) * UNIT;
+    let sim = Sim::new(nhosts, size, seed);
+    let oracle = Oracle(sim.clone());
+    let opts = FormatOptions {
+        params: GeometryParams {
+            total_size: size,
+            max_hosts: nhosts as u32,
+            entries: 48,
+            bytes_per_entry: 0,
+            dirs: 4,
+            allow_small: true,
+        },
+        uuid: [7; 16],
+        label: [0; 64],
+        now: 1,
+    };
+    let sb = format(&oracle, &opts, &mut |_, _| {}).map_err(|e| format!("format: {e:?}"))?;
+    let geo = sb.geo;
+    {
+        let mut g = sim.lock();
+        g.faults = match cfg.faults {
+            FaultKind::None => Faults::default(),
+            FaultKind::DropEntryFlush => Faults {
+                drop_flush: (geo.entry_off, geo.entry_count * 512),
+                ..Faults::default()
+            },
+            FaultKind::DropIndexInvalidate => Faults {
+                drop_invalidate: (geo.index_off, geo.index_slots * 8),
+                ..Faults::default()
+            },
+        };
+        g.crash_ppm = 4000;
+    }
+    let mut hosts: Vec<HostSlot> = (0..nhosts)
+        .map(|_| HostSlot {
+            fs: None,
+            down: true,
+            holds: vec![],
+        })
+        .collect();
+    let mut model: BTreeMap<(u32, u32), KS> = BTreeMap::new();
+    for d in 0..DIRS {
+        for k in 0..NAMES {
+            model.insert((d, k), KS::Absent);
+        }
+    }
+    let mut out = Outcome::default();
+    // crashed-and-not-yet-recovered hosts
+    let mut unrecovered: Vec<bool> = vec![false; nhosts];
+
+    // Bring every host up; host 0 makes the directories.
+    let all: Vec<usize> = (0..nhosts).collect();
+    let mut first = true;
+    for round in 0..cfg.rounds + 3 {
+        let closing = round >= cfg.rounds;
+        // ---- plan
+        let mut plans: Vec<(usize, Vec<Op>)> = vec![];
+        for h in 0..nhosts {
+            let mut ops = vec![];
+            if hosts[h].down {
+                if first || closing || rng.below(100) < 20 {
+                    ops.push(Op::Restart);
+                } else {
+                    continue;
+                }
+            } else {
+                ops.push(Op::Heartbeat);
+            }
+            if !first && !closing {
+                let n = 1 + rng.below(3);
+                for _ in 0..n {
+                    let dir = rng.below(DIRS as u64) as u32;
+                    let k = rng.below(NAMES as u64) as u32;
+                    let op = match rng.below(100) {
+                        0..=34 => Op::Create {
+                            dir,
+                            k,
+                            units: 1 + rng.below(3),
+                        },
+                        35..=39 => Op::CreateAbort { dir, k },
+                        40..=54 => Op::Unlink { dir, k },
+                        55..=69 => Op::Lookup { dir, k },
+                        70..=77 => Op::Hold { dir, k },
+                        78..=84 => Op::Release,
+                        85..=89 => Op::Drain,
+                        90..=95 => Op::CheckPeers,
+                        _ => Op::Rename {
+                            dir,
+                            k,
+                            to: rng.below(NAMES as u64) as u32,
+                        },
+                    };
+                    ops.push(op);
+                }
+            }
+            if closing && round == cfg.rounds + 2 {
+                ops.push(Op::Drain);
+            }
+            plans.push((h, ops));
+        }
+        let mut touched_now: Vec<(u32, u32)> = vec![];
+        for (_, ops) in &plans {
+            for op in ops {
+                touched_now.extend(touched(op));
+            }
+        }
+        // ---- crash arming
+        {
+            let mut g = sim.lock();
+            for c in g.may_crash.iter_mut() {
+                *c = false;
+            }
+            if cfg.crashes && !first && !closing && rng.below(100) < 35 {
+                let h = rng.below(nhosts as u64) as usize;
+                g.may_crash[h] = true;
+            }
+        }
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            eprintln!("round {round} steps {} plans {plans:?}", sim.lock().steps);
+        }
+        let participants: Vec<usize> = plans.iter().map(|p| p.0).collect();
+        sim.start_round(&participants, 3_000_000);
+        let mut results: Vec<(usize, Vec<(Op, Res)>)> = vec![];
+        std::thread::scope(|s| {
+            let mut handles = vec![];
+            for (h, ops) in plans.iter().cloned() {
+                let fs_opt = hosts[h].fs.take();
+                let mut holds = std::mem::take(&mut hosts[h].holds);
+                let sim2 = sim.clone();
+                let mut trng = Rng(rng.next());
+                handles.push(s.spawn(move || {
+                    let mut fs_opt = fs_opt;
+                    let mut res = vec![];
+                    for op in ops {
+                        if let Op::Restart = op {
+                            sim2.restart(h);
+                            let m = SimMedia {
+                                sim: sim2.clone(),
+                                host: h,
+                            };
+                            let r =
+                                Fs::open(m.clone(), m, h as u32, tunables()).and_then(|mut fs| {
+                                    fs.join()?;
+                                    Ok(fs)
+                                });
+                            match r {
+                                Ok(fs) => {
+                                    fs_opt = Some(fs);
+                                    holds.clear();
+                                    res.push((op, Res::Ok));
+                                }
+                                Err(e) => {
+                                    let crashed = is_crash(&e);
+                                    res.push((
+                                        op,
+                                        if crashed { Res::Crashed } else { Res::Err(e) },
+                                    ));
+                                    fs_opt = None;
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        let Some(fs) = fs_opt.as_mut() else { break };
+                        let r = run_op(fs, &op, &mut holds, &mut trng);
+                        if let Res::Held { entry, gen, ext, k } = &r {
+                            holds.push(Held {
+                                entry: *entry,
+                                gen: *gen,
+                                k: *k,
+                                ext: ext.clone(),
+                            });
+                        }
+                        let stop = matches!(
+                            r,
+                            Res::Crashed | Res::Err(Error::Fenced) | Res::Err(Error::NotJoined)
+                        );
+                        res.push((op, r));
+                        if stop {
+                            break;
+                        }
+                    }
+                    // The heartbeat thread keeps running while others work.
+                    if let Some(fs) = fs_opt.as_mut() {
+                        if !matches!(
+                            res.last(),
+                            Some((
+                                _,
+                                Res::Crashed | Res::Err(Error::Fenced) | Res::Err(Error::NotJoined)
+                            ))
+                        ) {
+                            while sim2.others_running(h) {
+                                match fs.heartbeat() {
+                                    Ok(()) => fs.env().relax(),
+                                    Err(e) => {
+                                        res.push((
+                                            Op::Heartbeat,
+                                            if is_crash(&e) {
+                                                Res::Crashed
+                                            } else {
+                                                Res::Err(e)
+                                            },
+                                        ));
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    sim2.finish(h);
+                    (h, fs_opt, holds, res)
+                }));
+            }
+            for hd in handles {
+                let (h, fs, holds, res) = hd.join().expect("host thread panicked");
+                hosts[h].fs = fs;
+                hosts[h].holds = holds;
+                results.push((h, res));
+            }
+        });
+        if sim.lock().livelock {
+            return Err(format!("round {round}: livelock (step limit)"));
+        }
+        results.sort_by_key(|r| r.0);
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            eprintln!("  results {results:?} crashed {:?}", sim.lock().crashed);
+        }
+        // ---- apply results to the model
+        let mut creates: BTreeMap<(u32, u32), u32> = BTreeMap::new();
+        for (h, res) in &results {
+            let h = *h;
+            let crashed = sim.lock().crashed[h];
+            let fenced = res
+                .iter()
+                .any(|(_, r)| matches!(r, Res::Err(Error::Fenced) | Res::Err(Error::NotJoined)));
+            for (op, r) in res {
+                match (op, r) {
+                    (Op::Create { dir, k, .. }, Res::Created { entry, gen }) => {
+                        *creates.entry((*dir, *k)).or_default() += 1;
+                        out.published += 1;
+                        if model.get(&(*dir, *k)) == Some(&KS::Absent)
+                            || touched_now.iter().filter(|t| **t == (*dir, *k)).count() == 1
+                        {
+                            model.insert(
+                                (*dir, *k),
+                                KS::Published {
+                                    entry: *entry,
+                                    gen: *gen,
+                                },
+                            );
+                        } else {
+                            model.insert((*dir, *k), KS::Unknown);
+                        }
+                    }
+                    (Op::Create { dir, k, .. }, Res::Err(Error::Exists)) => {
+                        if model.get(&(*dir, *k)) == Some(&KS::Absent)
+                            && touched_now.iter().filter(|t| **t == (*dir, *k)).count() == 1
+                            && !unrecovered.iter().any(|&u| u)
+                        {
+                            return Err(format!(
+                                "round {round}: host {h} create {dir}/{k}: EEXIST but key absent"
+                            ));
+                        }
+                    }
+                    (
+                        Op::Lookup { dir, k },
+                        Res::Found {
+                            entry,
+                            gen,
+                            data_ok,
+                        },
+                    ) => {
+                        if !data_ok {
+                            return Err(format!("round {round}: host {h} lookup {dir}/{k}: visible key with incomplete data (entry {entry} gen {gen})"));
+                        }
+                        if !touched_now.contains(&(*dir, *k)) {
+                            match model.get(&(*dir, *k)) {
+                                Some(KS::Published { entry: e, gen: g })
+                                    if e == entry && g == gen => {}
+                                Some(KS::Unknown) => {}
+                                other => {
+                                    return Err(format!("round {round}: host {h} lookup {dir}/{k} found entry {entry} gen {gen}, model {other:?}"));
+                                }
+                            }
+                        }
+                    }
+                    (Op::Lookup { dir, k }, Res::NotFound) => {
+                        if !touched_now.contains(&(*dir, *k)) {
+                            if let Some(KS::Published { .. }) = model.get(&(*dir, *k)) {
+                                return Err(format!("round {round}: host {h} lookup {dir}/{k}: not found, model says published"));
+                            }
+                        }
+                    }
+                    (Op::Unlink { dir, k }, Res::Ok) => {
+                        model.insert(
+                            (*dir, *k),
+                            if touched_now.iter().filter(|t| **t == (*dir, *k)).count() == 1 {
+                                KS::Absent
+                            } else {
+                                KS::Unknown
+                            },
+                        );
+                    }
+                    (Op::Rename { dir, k, to }, Res::Ok) => {
+                        if k != to {
+                            model.insert((*dir, *k), KS::Unknown);
+                            model.insert((*dir, *to), KS::Unknown);
+                        }
+                    }
+                    (_, Res::Err(e)) if matches!(e, Error::Corrupt) => {
+                        return Err(format!("round {round}: host {h} {op:?}: {e:?}"));
+                    }
+                    (_, Res::Crashed)
+                    | (_, Res::Err(Error::Fenced))
+                    | (_, Res::Err(Error::NotJoined)) => {
+                        for t in touched(op) {
+                            model.insert(t, KS::Unknown);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if crashed || fenced {
+                // Everything this host touched this round is uncertain.
+                for (op, _) in res {
+                    for t in touched(op) {
+                        model.insert(t, KS::Unknown);
+                    }
+                }
+                hosts[h].fs = None;
+                hosts[h].down = true;
+                hosts[h].holds.clear();
+                if crashed {
+                    out.crashes += 1;
+                }
+                unrecovered[h] = true;
+            } else if res
+                .iter()
+                .any(|(op, r)| matches!(op, Op::Restart) && matches!(r, Res::Ok))
+            {
+                hosts[h].down = false;
+                unrecovered[h] = false;
+            }
+        }
+        let mut removed: Vec<(u32, u32)> = vec![];
+        for (_, res) in &results {
+            for (op, r) in res {
+                match (op, r) {
+                    (Op::Unlink { dir, k }, Res::Ok) => removed.push((*dir, *k)),
+                    (Op::Rename { dir, k, .. }, Res::Ok) => removed.push((*dir, *k)),
+                    _ => {}
+                }
+            }
+        }
+        for ((dir, k), n) in &creates {
+            if *n > 1 && !removed.contains(&(*dir, *k)) {
+                return Err(format!(
+                    "round {round}: {n} hosts created {dir}/{k} at once"
+                ));
+            }
+        }
+        if first {
+            // make the directories with host 0 in a dedicated round
+            sim.start_round(&[0], 1_000_000);
+            let fs = hosts[0].fs.as_mut().ok_or("host 0 did not come up")?;
+            let mk = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let r = fs.heartbeat().and_then(|_| {
+                        (0..DIRS).try_for_each(|d| {
+                            fs.mkdir(format!("app{d}").as_bytes(), 0, 0, 0o755)
+                                .map(|_| ())
+                        })
+                    });
+                    sim.finish(0);
+                    r
+                })
+                .join()
+                .expect("mkdir thread")
+            });
+            mk.map_err(|e| format!("mkdir: {e:?}"))?;
+            first = false;
+            let _ = &all;
+        }
+        // Survivors' takeovers resolve hosts that stay down.
+        {
+            let ns = read_nshdr(&oracle, &geo);
+            let regs: Vec<u64> = (0..nhosts as u32)
+                .map(|j| read_reg_recovered(&oracle, &geo, j))
+                .collect();
+            for j in 0..nhosts {
+                if unrecovered[j]
+                    && hosts[j].down
+                    && ns & (1 << j) == 0
+                    && regs[j] > 0
+                    && recovered_current(&oracle, &geo, j as u32)
+                {
+                    unrecovered[j] = false;
+                    out.takeovers += 1;
+                }
+            }
+        }
+        // ---- check
+        check(&oracle, &geo, &mut model, &hosts, &unrecovered)
+            .map_err(|e| format!("round {round}: {e}"))?;
+        // ---- time passes
+        let mut g = sim.lock();
+        let dt = rng.below(LEASE / 3);
+        g.clock += dt;
+        out.steps = g.steps;
+    }
+    // Final: every host left; strict fsck must be clean.
+    let all_up: Vec<usize> = (0..nhosts).filter(|&h| hosts[h].fs.is_some()).collect();
+    sim.start_round(&all_up, 3_000_000);
+    let mut g = sim.lock();
+    for c in g.may_crash.iter_mut() {
+        *c = false;
+    }
+    drop(g);
+    std::thread::scope(|s| {
+        let mut hs = vec![];
+        for h in all_up.iter().copied() {
+            let mut fs = hosts[h].fs.take();
+            let sim2 = sim.clone();
+            hs.push(s.spawn(move || {
+                let r = fs.as_mut().map(|f| match f.heartbeat() {
+                    Err(Error::Fenced) => f.join().and_then(|_| f.leave()),
+                    _ => f.leave(),
+                });
+                sim2.finish(h);
+                r
+            }));
+        }
+        let mut errs = vec![];
+        for hd in hs {
+            if let Some(Err(e)) = hd.join().expect("leave thread") {
+                errs.push(e);
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("leave: {errs:?}"))
+        }
+    })?;
+    for h in 0..nhosts {
+        sim.writeback_all(h);
+    }
+    let rep = run_fsck(&oracle, false);
+    if rep.errors != 0 {
+        return Err(format!(
+            "final fsck (all hosts left): {} problems: {:?}",
+            rep.errors, rep.findings
+        ));
+    }
+    out.steps = sim.lock().steps;
+    Ok(out)
+}
+
+fn read_nshdr(o: &Oracle, geo: &marufs_core::layout::Geometry) -> u64 {
+    let mut b = [0u8; 64];
+    let _ = o.load(geo.nshdr_off, &mut b);
+    marufs_core::layout::NsHdr::decode(&b).pending_recovery
+}
+fn read_reg(
+    o: &Oracle,
+    geo: &marufs_core::layout::Geometry,
+    j: u32,
+) -> marufs_core::layout::RegRec {
+    let mut b = [0u8; 64];
+    let _ = o.load(geo.reg(j), &mut b);
+    marufs_core::layout::RegRec::decode(&b)
+}
+fn read_reg_recovered(o: &Oracle, geo: &marufs_core::layout::Geometry, j: u32) -> u64 {
+    read_reg(o, geo, j).recovered_epoch
+}
+fn recovered_current(o: &Oracle, geo: &marufs_core::layout::Geometry, j: u32) -> bool {
+    let mut b = [0u8; 64];
+    let _ = o.load(geo.host_slot(j), &mut b);
+    let id = marufs_core::layout::HostIdent::decode(&b).unwrap_or_default();
+    let r = read_reg(o, geo, j);
+    r.recovered_epoch >= id.epoch && r.fenced_epoch >= id.epoch
+}
+
+/// Result of fsck in the simulator.
+#[derive(Debug)]
+pub struct FsckRep {
+    /// Problems that count as errors.
+    pub errors: u32,
+    /// Descriptions.
+    pub findings: Vec<String>,
+}
+
+fn run_fsck(o: &Oracle, online: bool) -> FsckRep {
+    let info = match marufs_core::fs::mount_check(o) {
+        Ok(i) => i,
+        Err(e) => {
+            return FsckRep {
+                errors: 1,
+                findings: vec![format!("mount_check: {e:?}")],
+            }
+        }
+    };
+    let mut scratch = vec![0u8; fsck::scratch_len(&info.sb.geo)];
+    let mut findings = vec![];
+    let mut errors = 0;
+    let opts = fsck::Options {
+        repair: false,
+        online,
+    };
+    let r = fsck::run(o, &opts, &mut scratch, &mut |f: &fsck::Finding| {
+        errors += 1;
+        findings.push(format!("{f:?}"));
+    });
+    if let Err(e) = r {
+        errors += 1;
+        findings.push(format!("fsck failed: {e:?}"));
+    }
+    FsckRep { errors, findings }
+}
+
+fn check(
+    o: &Oracle,
+    geo: &marufs_core::layout::Geometry,
+    model: &mut BTreeMap<(u32, u32), KS>,
+    hosts: &[HostSlot],
+    unrecovered: &[bool],
+) -> Result<(), String> {
+    let any_unrecovered = unrecovered.iter().any(|&u| u);
+    let fs = Fs::open(o, o, 0, tunables()).map_err(|e| format!("oracle open: {e:?}"))?;
+    let dir_ids: Vec<u32> = match (0..DIRS)
+        .map(|d| fs.lookup_dir(format!("app{d}").as_bytes()).map(|x| x.id))
+        .collect::<Result<Vec<u32>, Error>>()
+    {
+        Ok(v) => v,
+        Err(Error::Again) if any_unrecovered => return Ok(()),
+        Err(e) => return Err(format!("dir lookup: {e:?}")),
+    };
+    for ((d, k), st) in model.iter_mut() {
+        let dir = dir_ids[*d as usize];
+        let found = fs.lookup(dir, &key_name(*k));
+        match (&*st, &found) {
+            (_, Err(Error::Again)) if any_unrecovered => continue, // torn by a dead host, pending replay
+            (_, Err(e)) if *e != Error::NotFound => {
+                return Err(format!("oracle lookup {d}/{k}: {e:?}"))
+            }
+            (_, Ok(key)) => {
+                if !read_data_ok(
+                    o,
+                    geo.data_off,
+                    *k,
+                    key.rec.generation,
+                    key.rec.used_extents(),
+                    false,
+                ) {
+                    return Err(format!(
+                        "key {d}/{k} visible with incomplete/damaged data (entry {})",
+                        key.entry
+                    ));
+                }
+            }
+            _ => {}
+        }
+        match (&*st, found) {
+            (KS::Absent, Ok(key)) => {
+                return Err(format!(
+                    "key {d}/{k} visible but model says absent (entry {})",
+                    key.entry
+                ))
+            }
+            (KS::Published { entry, gen }, Ok(key))
+                if (key.entry, key.rec.generation) != (*entry, *gen) =>
+            {
+                return Err(format!(
+                    "key {d}/{k}: entry {} gen {} but model {entry}/{gen}",
+                    key.entry, key.rec.generation
+                ))
+            }
+            (KS::Published { .. }, Err(_)) => return Err(format!("published key {d}/{k} lost")),
+            (KS::Unknown, r) if !any_unrecovered => {
+                *st = match r {
+                    Ok(key) => KS::Published {
+                        entry: key.entry,
+                        gen: key.rec.generation,
+                    },
+                    Err(_) => KS::Absent,
+                };
+            }
+            _ => {}
+        }
+    }
+    // Held keys keep their data, even unlinked.
+    for h in hosts.iter().filter(|h| h.fs.is_some()) {
+        for hd in &h.holds {
+            let mut b = [0u8; 512];
+            let _ = o.load(geo.entry(hd.entry), &mut b);
+            let e = marufs_core::layout::EntryRec::decode(&b);
+            let same = e
+                .map(|e| e.generation == hd.gen && e.state != entry_state::FREE)
+                .unwrap_or(false);
+            if !same {
+                return Err(format!(
+                    "held entry {} (gen {}) was freed while held",
+                    hd.entry, hd.gen
+                ));
+            }
+            if !read_data_ok(o, geo.data_off, hd.k, hd.gen, &hd.ext, false) {
+                return Err(format!("held entry {} data reused while held", hd.entry));
+            }
+        }
+    }
+    if any_unrecovered {
+        return Ok(()); // a dead host's half-done work is legitimately pending
+    }
+    let rep = run_fsck(o, true);
+    if rep.errors != 0 {
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            for i in 0..geo.entry_count as u32 {
+                let mut b = [0u8; 512];
+                let _ = o.load(geo.entry(i), &mut b);
+                if let Some(e) = marufs_core::layout::EntryRec::decode(&b) {
+                    eprintln!(
+                        "entry {i}: st {} gen {} dir {} name {:?} creator {} ep {} next {}",
+                        e.state,
+                        e.generation,
+                        e.dir,
+                        String::from_utf8_lossy(e.name.as_bytes()),
+                        e.creator,
+                        e.creator_epoch,
+                        e.next
+                    );
+                }
+            }
+        }
+        return Err(format!("fsck (online): {:?}", rep.findings));
+    }
+    Ok(())
+}
+
+/// Seeds for the current run: `MARUFS_SIM_SEEDS` (count) or `default`.
+pub fn seed_count(default: u64) -> u64 {
+    std::env::var("MARUFS_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Keep `Arc` in the public API surface used by tests.
+pub type SimRef = Arc<Sim>;

@@ -1,0 +1,486 @@
+//! Simulated shared memory with per-host non-coherent write-back caches and a
+//! deterministic baton-passing scheduler.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use marufs_core::{Env, Media, MediaError};
+
+/// Cache line size.
+pub const L: u64 = 64;
+
+/// Small deterministic PRNG (splitmix64).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+#[allow(clippy::should_implement_trait)]
+impl Rng {
+    /// Next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// True with probability `p` per million.
+    pub fn ppm(&mut self, p: u64) -> bool {
+        self.below(1_000_000) < p
+    }
+}
+
+#[derive(Clone)]
+struct CLine {
+    data: [u8; 64],
+    dirty: bool,
+}
+
+/// A fault to inject: drop flushes or invalidates that touch `[off, off+len)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Drop flushes overlapping this range (len 0: none).
+    pub drop_flush: (u64, u64),
+    /// Drop invalidates overlapping this range (len 0: none).
+    pub drop_invalidate: (u64, u64),
+}
+
+fn overlaps(r: (u64, u64), off: u64, len: u64) -> bool {
+    r.1 != 0 && off < r.0 + r.1 && r.0 < off + len
+}
+
+/// Scheduler and memory state.
+pub struct Inner {
+    /// Shared memory, sparse, by line index.
+    pub mem: BTreeMap<u64, [u8; 64]>,
+    /// Pool size.
+    pub size: u64,
+    caches: Vec<BTreeMap<u64, CLine>>,
+    /// Scheduling / crash randomness.
+    pub rng: Rng,
+    /// Virtual monotonic clock (ns).
+    pub clock: u64,
+    turn: usize,
+    runnable: Vec<bool>,
+    /// Hosts that crashed (media calls fail until restarted).
+    pub crashed: Vec<bool>,
+    /// Crash probability per media call (ppm) for hosts in `may_crash`.
+    pub crash_ppm: u64,
+    /// Hosts allowed to crash this round.
+    pub may_crash: Vec<bool>,
+    /// Eviction probability per media call (ppm).
+    pub evict_ppm: u64,
+    /// Probability (ppm) of switching host at a media call.
+    pub switch_ppm: u64,
+    /// Media calls so far.
+    pub steps: u64,
+    /// Step limit of the current round (livelock detector).
+    pub round_limit: u64,
+    /// Set when the limit was hit.
+    pub livelock: bool,
+    /// Faults.
+    pub faults: Faults,
+    last_run: Vec<u64>,
+    idle: Vec<bool>,
+}
+
+/// Shared simulator state.
+pub struct Sim {
+    inner: Mutex<Inner>,
+    cvs: Vec<Condvar>,
+}
+
+impl Sim {
+    /// A new simulator for `hosts` hosts over a zeroed pool of `size` bytes.
+    pub fn new(hosts: usize, size: u64, seed: u64) -> Arc<Sim> {
+        Arc::new(Sim {
+            inner: Mutex::new(Inner {
+                mem: BTreeMap::new(),
+                size,
+                caches: vec![BTreeMap::new(); hosts],
+                rng: Rng(seed),
+                clock: 1_000_000,
+                turn: 0,
+                runnable: vec![false; hosts],
+                crashed: vec![false; hosts],
+                crash_ppm: 0,
+                may_crash: vec![false; hosts],
+                evict_ppm: 20_000,
+                switch_ppm: 400_000,
+                steps: 0,
+                round_limit: u64::MAX,
+                livelock: false,
+                faults: Faults::default(),
+                last_run: vec![0; hosts],
+                idle: vec![false; hosts],
+            }),
+            cvs: (0..hosts).map(|_| Condvar::new()).collect(),
+        })
+    }
+
+    /// Locks the state (for the driver between rounds).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a round in which `hosts` run.
+    pub fn start_round(&self, hosts: &[usize], limit: u64) {
+        let mut g = self.lock();
+        for r in g.runnable.iter_mut() {
+            *r = false;
+        }
+        for r in g.idle.iter_mut() {
+            *r = false;
+        }
+        for &h in hosts {
+            g.runnable[h] = true;
+        }
+        g.round_limit = g.steps + limit;
+        if let Some(&first) = hosts.get(g.rng.below(hosts.len() as u64) as usize) {
+            g.turn = first;
+        }
+    }
+
+    fn wait_turn(&self, h: usize) -> Result<MutexGuard<'_, Inner>, MediaError> {
+        let mut g = self.lock();
+        loop {
+            if g.crashed[h] || g.livelock {
+                return Err(MediaError::Crashed);
+            }
+            if g.turn == h {
+                return Ok(g);
+            }
+            g = self.cvs[h].wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn pass(&self, g: &mut Inner, h: usize, force: bool) {
+        let n = g.runnable.len();
+        let steps = g.steps;
+        g.last_run[h] = steps;
+        let sp = g.switch_ppm;
+        if !force && g.runnable[h] && !g.rng.ppm(sp) {
+            // fairness: do not starve a runnable host for long
+            let starving = (0..n).any(|j| j != h && g.runnable[j] && steps - g.last_run[j] > 64);
+            if !starving {
+                return;
+            }
+        }
+        let cands: Vec<usize> = (0..n).filter(|&j| g.runnable[j]).collect();
+        if cands.is_empty() {
+            return;
+        }
+        // prefer a starving host, else random
+        let starving: Vec<usize> = cands
+            .iter()
+            .copied()
+            .filter(|&j| steps - g.last_run[j] > 64)
+            .collect();
+        let next = if !starving.is_empty() && g.rng.ppm(500_000) {
+            starving[g.rng.below(starving.len() as u64) as usize]
+        } else {
+            cands[g.rng.below(cands.len() as u64) as usize]
+        };
+        g.turn = next;
+        if next != h {
+            self.cvs[next].notify_one();
+        }
+    }
+
+    /// True while another host still runs this round (a scheduling point).
+    pub fn others_running(&self, h: usize) -> bool {
+        let Ok(mut g) = self.wait_turn(h) else {
+            return false;
+        };
+        g.idle[h] = true;
+        let r = (0..g.runnable.len()).any(|j| j != h && g.runnable[j] && !g.idle[j]);
+        self.pass(&mut g, h, true);
+        r
+    }
+
+    /// Host `h` finished its round.
+    pub fn finish(&self, h: usize) {
+        let Ok(mut g) = self.wait_turn(h) else {
+            return;
+        };
+        g.runnable[h] = false;
+        self.pass(&mut g, h, true);
+    }
+
+    fn crash_locked(&self, g: &mut Inner, h: usize) {
+        let cache = std::mem::take(&mut g.caches[h]);
+        for (l, c) in cache {
+            if c.dirty && g.rng.below(2) == 0 {
+                g.mem.insert(l, c.data);
+            }
+        }
+        g.crashed[h] = true;
+        g.runnable[h] = false;
+        self.pass(g, h, true);
+    }
+
+    /// Restarts crashed host `h` (empty cache).
+    pub fn restart(&self, h: usize) {
+        let mut g = self.lock();
+        g.crashed[h] = false;
+        g.caches[h].clear();
+    }
+
+    /// Drops host `h`'s cache entirely, writing back dirty lines (clean shutdown).
+    pub fn writeback_all(&self, h: usize) {
+        let mut g = self.lock();
+        let cache = std::mem::take(&mut g.caches[h]);
+        for (l, c) in cache {
+            if c.dirty {
+                g.mem.insert(l, c.data);
+            }
+        }
+    }
+
+    fn op<T>(
+        &self,
+        h: usize,
+        f: impl FnOnce(&mut Inner) -> Result<T, MediaError>,
+    ) -> Result<T, MediaError> {
+        let mut g = self.wait_turn(h)?;
+        g.steps += 1;
+        g.clock += 1;
+        if g.steps > g.round_limit {
+            g.livelock = true;
+            for cv in &self.cvs {
+                cv.notify_all();
+            }
+            return Err(MediaError::Crashed);
+        }
+        let cp = g.crash_ppm;
+        if g.may_crash[h] && g.rng.ppm(cp) {
+            self.crash_locked(&mut g, h);
+            return Err(MediaError::Crashed);
+        }
+        let ep = g.evict_ppm;
+        if g.rng.ppm(ep) {
+            let n = g.caches[h].len() as u64;
+            if n > 0 {
+                let k = g.rng.below(n) as usize;
+                let key = g.caches[h].keys().nth(k).copied();
+                if let Some(key) = key {
+                    if let Some(c) = g.caches[h].remove(&key) {
+                        if c.dirty {
+                            g.mem.insert(key, c.data);
+                        }
+                    }
+                }
+            }
+        }
+        let r = f(&mut g);
+        self.pass(&mut g, h, false);
+        r
+    }
+}
+
+fn lines(off: u64, len: u64) -> std::ops::Range<u64> {
+    if len == 0 {
+        return 0..0;
+    }
+    off / L..(off + len - 1) / L + 1
+}
+
+impl Inner {
+    fn fetch(&mut self, h: usize, l: u64) -> &mut CLine {
+        let mem = &self.mem;
+        self.caches[h].entry(l).or_insert_with(|| CLine {
+            data: mem.get(&l).copied().unwrap_or([0; 64]),
+            dirty: false,
+        })
+    }
+    /// Reads shared memory directly (oracle).
+    pub fn read_mem(&self, off: u64, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let a = off + i as u64;
+            *b = self
+                .mem
+                .get(&(a / L))
+                .map(|d| d[(a % L) as usize])
+                .unwrap_or(0);
+        }
+    }
+    /// Writes shared memory directly (oracle).
+    pub fn write_mem(&mut self, off: u64, buf: &[u8]) {
+        let mut i = 0usize;
+        while i < buf.len() {
+            let a = off + i as u64;
+            let l = a / L;
+            let o = (a % L) as usize;
+            let k = (64 - o).min(buf.len() - i);
+            let mut line = self.mem.get(&l).copied().unwrap_or([0; 64]);
+            line[o..o + k].copy_from_slice(&buf[i..i + k]);
+            if line == [0; 64] {
+                self.mem.remove(&l);
+            } else {
+                self.mem.insert(l, line);
+            }
+            i += k;
+        }
+    }
+}
+
+/// One host's view of the simulated pool.
+#[derive(Clone)]
+pub struct SimMedia {
+    /// The simulator.
+    pub sim: Arc<Sim>,
+    /// Host index.
+    pub host: usize,
+}
+
+impl Media for SimMedia {
+    fn size(&self) -> u64 {
+        self.sim.lock().size
+    }
+    fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        let h = self.host;
+        self.sim.op(h, |g| {
+            if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
+                return Err(MediaError::OutOfBounds);
+            }
+            let mut i = 0usize;
+            while i < buf.len() {
+                let a = off + i as u64;
+                let o = (a % L) as usize;
+                let k = (64 - o).min(buf.len() - i);
+                let c = g.fetch(h, a / L);
+                buf[i..i + k].copy_from_slice(&c.data[o..o + k]);
+                i += k;
+            }
+            Ok(())
+        })
+    }
+    fn store(&self, off: u64, buf: &[u8]) -> Result<(), MediaError> {
+        let h = self.host;
+        self.sim.op(h, |g| {
+            if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
+                return Err(MediaError::OutOfBounds);
+            }
+            let mut i = 0usize;
+            while i < buf.len() {
+                let a = off + i as u64;
+                let o = (a % L) as usize;
+                let k = (64 - o).min(buf.len() - i);
+                let c = g.fetch(h, a / L);
+                c.data[o..o + k].copy_from_slice(&buf[i..i + k]);
+                c.dirty = true;
+                i += k;
+            }
+            Ok(())
+        })
+    }
+    fn flush(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        let h = self.host;
+        self.sim.op(h, |g| {
+            if overlaps(g.faults.drop_flush, off, len) {
+                return Ok(());
+            }
+            let keys: Vec<u64> = g.caches[h]
+                .range(lines(off, len))
+                .filter(|(_, c)| c.dirty)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in keys {
+                if let Some(c) = g.caches[h].get_mut(&k) {
+                    c.dirty = false;
+                    let d = c.data;
+                    g.mem.insert(k, d);
+                }
+            }
+            Ok(())
+        })
+    }
+    fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        let h = self.host;
+        self.sim.op(h, |g| {
+            if overlaps(g.faults.drop_invalidate, off, len) {
+                return Ok(());
+            }
+            let keys: Vec<u64> = g.caches[h]
+                .range(lines(off, len))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in keys {
+                if let Some(c) = g.caches[h].remove(&k) {
+                    if c.dirty {
+                        g.mem.insert(k, c.data);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Env for SimMedia {
+    fn now_ns(&self) -> u64 {
+        // A scheduling point, so that reading the clock is deterministic.
+        match self.sim.wait_turn(self.host) {
+            Ok(mut g) => {
+                let c = g.clock;
+                self.sim.pass(&mut g, self.host, false);
+                c
+            }
+            Err(_) => u64::MAX / 2,
+        }
+    }
+    fn wall_ns(&self) -> u64 {
+        1_700_000_000_000_000_000
+    }
+    fn relax(&self) {
+        if let Ok(mut g) = self.sim.wait_turn(self.host) {
+            g.clock += 1000;
+            self.sim.pass(&mut g, self.host, true);
+        }
+    }
+}
+
+/// Coherent direct access to shared memory (checker, fsck, mkfs in the sim).
+/// Use only while no host thread runs.
+pub struct Oracle(pub Arc<Sim>);
+
+impl Media for Oracle {
+    fn size(&self) -> u64 {
+        self.0.lock().size
+    }
+    fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        let g = self.0.lock();
+        if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
+            return Err(MediaError::OutOfBounds);
+        }
+        g.read_mem(off, buf);
+        Ok(())
+    }
+    fn store(&self, off: u64, buf: &[u8]) -> Result<(), MediaError> {
+        let mut g = self.0.lock();
+        if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
+            return Err(MediaError::OutOfBounds);
+        }
+        g.write_mem(off, buf);
+        Ok(())
+    }
+    fn flush(&self, _off: u64, _len: u64) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn invalidate(&self, _off: u64, _len: u64) -> Result<(), MediaError> {
+        Ok(())
+    }
+}
+
+impl Env for Oracle {
+    fn now_ns(&self) -> u64 {
+        self.0.lock().clock
+    }
+    fn wall_ns(&self) -> u64 {
+        1_700_000_000_000_000_000
+    }
+    fn relax(&self) {}
+}

@@ -1,0 +1,133 @@
+//! Simulator runs: many seeds by default, `MARUFS_SIM_SEEDS=N` for more,
+//! `MARUFS_SIM_SEED=S` to replay one seed.
+
+use std::time::Instant;
+
+use marufs_sim::{run_seed, seed_count, Config, FaultKind};
+
+fn run_range(start: u64, n: u64, cfg: &Config) {
+    let t = Instant::now();
+    let mut steps = 0u64;
+    let mut crashes = 0u64;
+    let mut takeovers = 0u64;
+    for seed in start..start + n {
+        match run_seed(seed, cfg) {
+            Ok(o) => {
+                steps += o.steps;
+                crashes += u64::from(o.crashes);
+                takeovers += u64::from(o.takeovers);
+            }
+            Err(e) => panic!(
+                "seed {seed} failed: {e}\nreplay: MARUFS_SIM_SEED={seed} cargo test -p marufs-sim --test sim replay -- --nocapture"
+            ),
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "seeds {start}..{}: {:.1} seeds/s, {} media calls, {} crashes, {} takeovers, {:.1}s",
+        start + n,
+        n as f64 / secs,
+        steps,
+        crashes,
+        takeovers,
+        secs
+    );
+}
+
+#[test]
+#[ignore = "known failing seeds (about 10%): see the issue 3 report; run with --ignored"]
+fn seeds_a() {
+    let n = seed_count(600) / 2;
+    run_range(0, n, &Config::default());
+}
+
+#[test]
+#[ignore = "known failing seeds (about 10%): see the issue 3 report; run with --ignored"]
+fn seeds_b() {
+    let n = seed_count(600);
+    run_range(n / 2, n - n / 2, &Config::default());
+}
+
+#[test]
+fn replay() {
+    if let Ok(s) = std::env::var("MARUFS_SIM_SEED") {
+        let seed: u64 = s.parse().expect("MARUFS_SIM_SEED");
+        match run_seed(seed, &Config::default()) {
+            Ok(o) => println!("seed {seed}: ok {o:?}"),
+            Err(e) => panic!("seed {seed}: {e}"),
+        }
+    }
+}
+
+fn finds_bug(fault: FaultKind) -> u64 {
+    let cfg = Config {
+        faults: fault,
+        crashes: false,
+        ..Config::default()
+    };
+    for seed in 0..200 {
+        if run_seed(seed, &cfg).is_err() {
+            return seed;
+        }
+    }
+    panic!("simulator did not detect {fault:?}");
+}
+
+#[test]
+fn catches_missing_flush() {
+    let s = finds_bug(FaultKind::DropEntryFlush);
+    println!("dropped entry flush detected at seed {s}");
+}
+
+#[test]
+fn catches_missing_invalidate() {
+    let s = finds_bug(FaultKind::DropIndexInvalidate);
+    println!("dropped index invalidate detected at seed {s}");
+}
+
+/// Sweep that reports every failing seed instead of stopping at the first
+/// (`MARUFS_SIM_SWEEP=N cargo test -p marufs-sim --release --test sim sweep -- --nocapture`).
+#[test]
+fn sweep() {
+    let Some(n) = std::env::var("MARUFS_SIM_SWEEP")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let t = Instant::now();
+    let mut bad = vec![];
+    for seed in 0..n {
+        if let Err(e) = run_seed(seed, &Config::default()) {
+            println!("seed {seed}: {e}");
+            bad.push(seed);
+        }
+    }
+    println!(
+        "{} of {n} seeds failed; {:.1} seeds/s",
+        bad.len(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+}
+
+/// Seeds that currently fail (open bugs, listed in the issue 3 report). The
+/// guard below runs every other seed of 0..60 so that CI catches regressions.
+const KNOWN_FAILING: &[u64] = &[36, 42, 46, 55, 59];
+
+#[test]
+fn seeds_regression_guard() {
+    let t = Instant::now();
+    let mut n = 0;
+    for seed in (0..60).filter(|s| !KNOWN_FAILING.contains(s)) {
+        if let Err(e) = run_seed(seed, &Config::default()) {
+            panic!(
+                "seed {seed} failed: {e}\nreplay: MARUFS_SIM_SEED={seed} cargo test -p marufs-sim --test sim replay -- --nocapture"
+            );
+        }
+        n += 1;
+    }
+    println!(
+        "{n} seeds, {:.1} seeds/s",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+}
