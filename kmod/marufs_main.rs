@@ -6,11 +6,18 @@
 //! - [`vfs`]: the only place with `unsafe` and FFI. It mirrors the kernel's C
 //!   operation tables one to one (file_system_type, fs_context, ...).
 //! - [`fs`]: the filesystem logic, safe Rust over the `vfs` abstractions.
+//! - [`marufs_core`]: the on-media format and protocol shared with the tools.
 
 use kernel::prelude::*;
 
 pub mod fs;
+pub mod media;
 pub mod vfs;
+
+/// The on-media format and metadata protocol, compiled in from
+/// `userspace/marufs-core` (the same source the tools build).
+#[path = "../userspace/marufs-core/src/lib.rs"]
+pub mod marufs_core;
 
 module! {
     type: MarufsModule,

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Boot one guest and run one test script in it; the guest powers off itself.
 #   qemu/run-guest.sh -k KERNEL -i INITRD -t cxl|nvdimm|none -p POOLFILE [-s SIZE]
-#                     [-r ROLE] [-P 0|1] [-T TEST] [-l LOG] [-w TIMEOUT] [-m MEM]
+#                     [-r ROLE] [-P 0|1] [-T TEST] [-l LOG] [-w TIMEOUT] [-m MEM] [-c CPUS]
 # Exits with QEMU's status (124/137: killed after TIMEOUT seconds).
 # Every guest given the same POOLFILE shares it as /dev/dax0.0 (share=on).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
-kernel= initrd= topo=none pool= size=512M role=a primary=1 test= logf=/dev/stdout timeout=300 mem=2G
-while getopts k:i:t:p:s:r:P:T:l:w:m: o; do
+kernel= initrd= topo=none pool= size=512M role=a primary=1 test= logf=/dev/stdout timeout=300 mem=2G cpus=2
+while getopts k:i:t:p:s:r:P:T:l:w:m:c: o; do
     case $o in
         k) kernel=$OPTARG ;; i) initrd=$OPTARG ;; t) topo=$OPTARG ;; p) pool=$OPTARG ;;
         s) size=$OPTARG ;; r) role=$OPTARG ;; P) primary=$OPTARG ;; T) test=$OPTARG ;;
-        l) logf=$OPTARG ;; w) timeout=$OPTARG ;; m) mem=$OPTARG ;;
+        l) logf=$OPTARG ;; w) timeout=$OPTARG ;; m) mem=$OPTARG ;; c) cpus=$OPTARG ;;
         *) die "bad option" ;;
     esac
 done
@@ -48,7 +48,7 @@ if [ -n "$pool" ] && [ ! -e "$pool" ]; then truncate -s "$size" "$pool"; fi
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=7 marufs.topo=$topo marufs.role=$role marufs.primary=$primary"
 [ -n "$test" ] && cmdline+=" marufs.test=$test"
 exec timeout --signal=KILL "$timeout" qemu-system-x86_64 -M "$mach" "${accel_args[@]}" \
-    -smp 2 -m "$mem" -nodefaults -display none -no-reboot \
+    -smp "$cpus" -m "$mem" -nodefaults -display none -no-reboot \
     -serial "file:$logf" -monitor none \
     -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
     "${dev_args[@]}"

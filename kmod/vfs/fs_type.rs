@@ -2,7 +2,7 @@
 
 //! `struct file_system_type`: registering a filesystem with the VFS.
 
-use super::{fs_context::FileSystem, shim};
+use super::{fs_context::FileSystem, shim, super_block};
 use core::marker::PhantomPinned;
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
@@ -40,9 +40,9 @@ impl Registration {
                 unsafe {
                     (*slot).name = T::NAME.as_char_ptr();
                     (*slot).owner = module.as_ptr();
-                    (*slot).fs_flags = T::FS_FLAGS;
                     (*slot).init_fs_context = Some(shim::marufs_shim_init_fs_context);
-                    (*slot).kill_sb = Some(bindings::kill_anon_super);
+                    (*slot).kill_sb = Some(super_block::kill_sb);
+                    (*slot).parameters = shim::marufs_shim_fs_parameters().cast();
                 }
                 // SAFETY: `slot` is a fully initialised, pinned file_system_type
                 // that outlives the registration (unregistered in `drop`).

@@ -1,17 +1,63 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Declarations of the C shim (`kmod/shim.c`): what `kernel::bindings` lacks.
+//! Declarations of the C shim (`kmod/shim.c`, `kmod/shim.h`): what
+//! `kernel::bindings` lacks. See `shim.h` for what each function does.
 
 use kernel::{bindings, ffi::c_char, ffi::c_int, ffi::c_void};
 
+/// Opaque `struct dev_dax` (drivers/dax private).
+#[repr(C)]
+pub(crate) struct DevDax {
+    _private: [u8; 0],
+}
+
+/// `struct marufs_param_value`.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct ParamValue {
+    pub(crate) opt: c_int,
+    pub(crate) value: u32,
+}
+
+/// `enum marufs_opt` values.
+pub(crate) const OPT_NODE: c_int = 0;
+pub(crate) const OPT_UID: c_int = 1;
+pub(crate) const OPT_GID: c_int = 2;
+pub(crate) const OPT_MODE: c_int = 3;
+pub(crate) const OPT_LEASE_MS: c_int = 4;
+
+// Pointers to kernel structs cross this boundary only as pointers; the lint
+// looks at the pointees, some of which bindgen leaves empty in this config.
+#[allow(improper_ctypes)]
 extern "C" {
-    /// `init_fs_context` for the file_system_type: installs the shim's
-    /// `fs_context_operations` table, then calls `marufs_rs_init_fs_context`.
+    pub(crate) fn marufs_shim_fs_parameters() -> *const c_void;
     pub(crate) fn marufs_shim_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
-    /// Returns `fc->fs_private`.
+    pub(crate) fn marufs_shim_parse_param(
+        fc: *mut bindings::fs_context,
+        param: *mut bindings::fs_parameter,
+        out: *mut ParamValue,
+    ) -> c_int;
+    pub(crate) fn marufs_shim_get_tree_nodev(fc: *mut bindings::fs_context) -> c_int;
     pub(crate) fn marufs_shim_fc_private(fc: *mut bindings::fs_context) -> *mut c_void;
-    /// Sets `fc->fs_private`.
     pub(crate) fn marufs_shim_fc_set_private(fc: *mut bindings::fs_context, p: *mut c_void);
-    /// Returns `fc->source` (may be NULL).
     pub(crate) fn marufs_shim_fc_source(fc: *mut bindings::fs_context) -> *const c_char;
+    pub(crate) fn marufs_shim_fc_read_only(fc: *mut bindings::fs_context) -> bool;
+    pub(crate) fn marufs_shim_fc_root_sb(fc: *mut bindings::fs_context)
+        -> *mut bindings::super_block;
+    pub(crate) fn marufs_shim_file_dev_dax(f: *mut bindings::file) -> *mut DevDax;
+    pub(crate) fn marufs_shim_dax_phys(dax: *mut DevDax, offset: u64, len: u64) -> u64;
+    pub(crate) fn marufs_shim_memcpy(dst: *mut c_void, src: *const c_void, len: usize);
+    pub(crate) fn marufs_shim_ktime_ns() -> u64;
+    pub(crate) fn marufs_shim_real_ns() -> u64;
+    pub(crate) fn marufs_shim_cond_resched();
+    pub(crate) fn marufs_shim_fill_statfs(
+        buf: *mut bindings::kstatfs,
+        bsize: u32,
+        blocks: u64,
+        bfree: u64,
+        files: u64,
+        ffree: u64,
+        namelen: u32,
+        fsid: u64,
+    );
 }

@@ -6,7 +6,7 @@
 //! module. Inside the crate, modules refer to each other with `super::` paths only.
 //!
 //! See `Documentation/design/format.md` and `Documentation/design/protocol.md`.
-#![no_std]
+#![cfg_attr(not(marufs_kernel), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

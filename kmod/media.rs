@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel's implementation of the core's media and environment traits,
+//! over a kernel mapping of the device-dax range.
+
+use crate::marufs_core::{Env, Media, MediaError};
+use crate::vfs::{dax::DaxMapping, sys};
+
+/// The pool as this host's kernel sees it.
+pub struct KMedia {
+    map: DaxMapping,
+}
+
+impl KMedia {
+    /// Wraps a mapping of the whole pool.
+    pub fn new(map: DaxMapping) -> Self {
+        Self { map }
+    }
+}
+
+impl Media for KMedia {
+    fn size(&self) -> u64 {
+        self.map.size()
+    }
+    fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        self.map.read(off, buf).map_err(|_| MediaError::OutOfBounds)
+    }
+    fn store(&self, off: u64, buf: &[u8]) -> Result<(), MediaError> {
+        self.map.write(off, buf).map_err(|_| MediaError::OutOfBounds)
+    }
+    fn flush(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        self.map.flush(off, len).map_err(|_| MediaError::OutOfBounds)
+    }
+    fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        // clflush writes back and invalidates: the next load reads memory.
+        self.map.flush(off, len).map_err(|_| MediaError::OutOfBounds)
+    }
+}
+
+/// Kernel clocks and waiting.
+pub struct KEnv;
+
+impl Env for KEnv {
+    fn now_ns(&self) -> u64 {
+        sys::ktime_ns()
+    }
+    fn wall_ns(&self) -> u64 {
+        sys::real_ns()
+    }
+    fn relax(&self) {
+        sys::cond_resched();
+    }
+}

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device-dax access: open `/dev/daxX.Y`, find its physical range, map it into
+//! the kernel (write-back cacheable), and copy/flush/invalidate bytes in it.
+//!
+//! Other hosts write the same memory without coherence, so every access is a
+//! plain copy (C `memcpy`) to or from a private buffer — no Rust reference to
+//! the shared bytes is ever formed — and visibility is explicit: `flush` writes
+//! this CPU's cache lines back, `invalidate` drops them (`clflush` does both).
+
+use super::shim;
+use kernel::{bindings, ffi::c_void, prelude::*, str::CStr};
+
+/// Why [`DaxDevice::open`] failed.
+#[derive(Debug)]
+pub enum DaxOpenError {
+    /// `filp_open` failed with this error (no such file, permission...).
+    Open(Error),
+    /// The file is not a device-dax character device.
+    NotDax,
+    /// The device's first 2 MiB are not physically addressable.
+    NoRange,
+}
+
+/// An opened device-dax character device.
+///
+/// # Invariants
+///
+/// `file` is an open `struct file` of a device-dax device (we hold a
+/// reference, dropped in `drop`); `[phys, phys + len)` is the device's first
+/// physically contiguous range.
+pub struct DaxDevice {
+    file: *mut bindings::file,
+    phys: u64,
+    len: u64,
+}
+
+// SAFETY: the file reference and dev_dax may be used and released from any
+// thread; `DaxDevice` has no interior mutability.
+unsafe impl Send for DaxDevice {}
+// SAFETY: `&DaxDevice` only reads immutable fields.
+unsafe impl Sync for DaxDevice {}
+
+const SZ_2M: u64 = 2 << 20;
+
+impl DaxDevice {
+    /// Opens `path` (read-write) and checks that it is a device-dax device.
+    pub fn open(path: &CStr) -> Result<Self, DaxOpenError> {
+        // SAFETY: `path` is a valid NUL-terminated string.
+        let file = unsafe {
+            bindings::filp_open(
+                path.as_char_ptr(),
+                (bindings::O_RDWR | bindings::O_LARGEFILE) as i32,
+                0,
+            )
+        };
+        if file.is_null() {
+            return Err(DaxOpenError::Open(EINVAL));
+        }
+        let err = file as isize;
+        if (-4095..0).contains(&err) {
+            return Err(DaxOpenError::Open(Error::from_errno(err as i32)));
+        }
+        // SAFETY: `file` is an open file we hold a reference to.
+        let dax = unsafe { shim::marufs_shim_file_dev_dax(file) };
+        let close = || {
+            // SAFETY: `file` is open and ours; closed exactly once here.
+            unsafe { bindings::filp_close(file, core::ptr::null_mut()) };
+        };
+        if dax.is_null() {
+            close();
+            return Err(DaxOpenError::NotDax);
+        }
+        // SAFETY: `dax` is the live dev_dax of the open file.
+        let phys = unsafe { shim::marufs_shim_dax_phys(dax, 0, SZ_2M) };
+        if phys == u64::MAX {
+            close();
+            return Err(DaxOpenError::NoRange);
+        }
+        // Largest 2 MiB multiple that is one contiguous physical range.
+        let (mut lo, mut hi) = (1u64, 1u64 << 23); // 2 MiB .. 16 TiB, in 2 MiB units
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            // SAFETY: as above.
+            let p = unsafe { shim::marufs_shim_dax_phys(dax, 0, mid * SZ_2M) };
+            if p == phys {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        // INVARIANT: `file` is an open device-dax file and
+        // `[phys, phys + lo * 2 MiB)` its first contiguous range.
+        Ok(Self {
+            file,
+            phys,
+            len: lo * SZ_2M,
+        })
+    }
+
+    /// Size in bytes of the device's contiguous range.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
+    /// Physical address of the device's first byte.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Maps `[0, len)` of the device into the kernel, write-back cacheable.
+    pub fn map(&self, len: u64) -> Result<DaxMapping> {
+        if len == 0 || len > self.len {
+            return Err(EINVAL);
+        }
+        // SAFETY: `[phys, phys + len)` is device memory of an open device
+        // (type invariant); memremap returns NULL on failure.
+        let virt = unsafe {
+            bindings::memremap(self.phys, len as usize, bindings::MEMREMAP_WB as usize)
+        };
+        if virt.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: `virt` maps `len` bytes until `drop`.
+        Ok(DaxMapping {
+            virt: virt.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for DaxDevice {
+    fn drop(&mut self) {
+        // SAFETY: `file` is open and ours (type invariant); closed once.
+        unsafe { bindings::filp_close(self.file, core::ptr::null_mut()) };
+    }
+}
+
+/// A kernel mapping of device memory.
+///
+/// # Invariants
+///
+/// `virt` is a `memremap()`ed mapping of `len` bytes, unmapped in `drop`.
+pub struct DaxMapping {
+    virt: *mut u8,
+    len: u64,
+}
+
+// SAFETY: the mapping is plain memory reachable from any CPU; all access goes
+// through copies, and concurrent access is governed by the marufs protocol.
+unsafe impl Send for DaxMapping {}
+// SAFETY: as above; `&self` methods never form references to the bytes.
+unsafe impl Sync for DaxMapping {}
+
+impl DaxMapping {
+    /// Size of the mapping in bytes.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
+    fn range(&self, off: u64, len: usize) -> Result<*mut u8> {
+        let end = off.checked_add(len as u64).ok_or(EINVAL)?;
+        if end > self.len {
+            return Err(ERANGE);
+        }
+        // SAFETY: `off + len <= self.len`, inside the mapping (type invariant).
+        Ok(unsafe { self.virt.add(off as usize) })
+    }
+
+    /// Copies `buf.len()` bytes at `off` into `buf`.
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result {
+        let p = self.range(off, buf.len())?;
+        // SAFETY: `p..p+len` is inside the mapping; `buf` is a distinct,
+        // writable local buffer. A C memcpy: other hosts may write concurrently.
+        unsafe { shim::marufs_shim_memcpy(buf.as_mut_ptr().cast(), p.cast(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `buf` to `off`.
+    pub fn write(&self, off: u64, buf: &[u8]) -> Result {
+        let p = self.range(off, buf.len())?;
+        // SAFETY: as in `read`, with the roles swapped.
+        unsafe { shim::marufs_shim_memcpy(p.cast(), buf.as_ptr().cast(), buf.len()) };
+        Ok(())
+    }
+
+    /// Writes back and drops this CPU's cache lines for the range
+    /// (`clflushopt` + fences), making stores visible to other hosts and the
+    /// next load come from memory.
+    pub fn flush(&self, off: u64, len: u64) -> Result {
+        let p = self.range(off, len as usize)?;
+        let mut done = 0u64;
+        while done < len {
+            // clflush_cache_range takes a 32-bit size: go in 1 GiB steps.
+            let n = core::cmp::min(len - done, 1 << 30);
+            // SAFETY: `[p + done, p + done + n)` is inside the mapping.
+            unsafe { bindings::clflush_cache_range(p.add(done as usize).cast::<c_void>(), n as u32) };
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DaxMapping {
+    fn drop(&mut self) {
+        // SAFETY: `virt` came from memremap (type invariant); unmapped once.
+        unsafe { bindings::memunmap(self.virt.cast()) };
+    }
+}

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `struct super_block` and `struct super_operations`.
+
+use super::{fs_context, shim};
+use core::{marker::PhantomData, ptr::addr_of};
+use kernel::{bindings, ffi::c_int, prelude::*, seq_file::SeqFile};
+
+/// What `statfs(2)` reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatFs {
+    /// Block (allocation unit) size in bytes.
+    pub bsize: u32,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Total inodes (key slots).
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Longest name.
+    pub namelen: u32,
+    /// Filesystem id (from the pool UUID).
+    pub fsid: u64,
+}
+
+/// A superblock being set up by `fill_super`.
+///
+/// # Invariants
+///
+/// `ptr` is a new superblock, locked by the VFS, for the lifetime `'a`.
+pub struct NewSuperBlock<'a> {
+    ptr: *mut bindings::super_block,
+    _p: PhantomData<&'a mut bindings::super_block>,
+}
+
+/// Mode, owner and inode number of a directory inode to create.
+pub struct DirAttrs {
+    /// Inode number.
+    pub ino: u64,
+    /// Permission bits (the type bits are added).
+    pub mode: u16,
+    /// Owner (kernel-global uid).
+    pub uid: u32,
+    /// Group (kernel-global gid).
+    pub gid: u32,
+}
+
+impl NewSuperBlock<'_> {
+    /// # Safety
+    ///
+    /// `ptr` must be a new superblock passed to `fill_super`, valid and
+    /// exclusively ours for the returned lifetime.
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::super_block) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            ptr,
+            _p: PhantomData,
+        }
+    }
+
+    /// Sets the superblock's constants: magic, block size (a power of two),
+    /// maximum file size, and the operation table.
+    pub fn setup(&mut self, magic: u64, blocksize_bits: u8, max_bytes: i64) {
+        // SAFETY: `ptr` is a new superblock we own during fill_super (type
+        // invariant); these plain fields are ours to set.
+        unsafe {
+            (*self.ptr).s_magic = magic as usize;
+            (*self.ptr).s_blocksize_bits = blocksize_bits;
+            (*self.ptr).s_blocksize = 1 << blocksize_bits;
+            (*self.ptr).s_maxbytes = max_bytes;
+            (*self.ptr).s_time_gran = 1;
+            (*self.ptr).s_op = &SUPER_OPS;
+        }
+    }
+
+    /// Creates the root directory inode and dentry. The root lists nothing
+    /// yet: directory operations are the kernel's simple (libfs) ones.
+    pub fn make_root(&mut self, attrs: DirAttrs) -> Result {
+        // SAFETY: `ptr` is valid (type invariant).
+        let inode = unsafe { bindings::new_inode(self.ptr) };
+        if inode.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `inode` is a new inode of this superblock, not yet visible to
+        // anyone else; `simple_dir_*_operations` are static kernel tables.
+        unsafe {
+            (*inode).i_ino = attrs.ino;
+            (*inode).i_mode = (bindings::S_IFDIR as u16) | (attrs.mode & 0o7777);
+            (*inode).i_uid = bindings::kuid_t { val: attrs.uid };
+            (*inode).i_gid = bindings::kgid_t { val: attrs.gid };
+            (*inode).i_op = addr_of!(bindings::simple_dir_inode_operations);
+            (*inode).__bindgen_anon_3.i_fop = addr_of!(bindings::simple_dir_operations);
+            bindings::set_nlink(inode, 2);
+            bindings::simple_inode_init_ts(inode);
+        }
+        // SAFETY: `inode` is valid; d_make_root consumes it (iput on failure).
+        let root = unsafe { bindings::d_make_root(inode) };
+        if root.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `ptr` is valid (type invariant); the VFS owns s_root from here.
+        unsafe { (*self.ptr).s_root = root };
+        Ok(())
+    }
+
+    /// Hands the per-mount state to the superblock; it is dropped by
+    /// `kill_sb` after the VFS shut the superblock down.
+    pub(crate) fn set_fs_info<T>(&mut self, data: KBox<T>) {
+        // SAFETY: `ptr` is valid (type invariant). Ownership passes to the
+        // superblock; `kill_sb` takes it back exactly once.
+        unsafe { (*self.ptr).s_fs_info = KBox::into_raw(data).cast() };
+    }
+}
+
+/// A live superblock of this filesystem.
+///
+/// # Invariants
+///
+/// `ptr` is a live marufs superblock for `'a`; its `s_fs_info` is either NULL
+/// or a `KBox` of the filesystem's `Data` installed by `fill_super`.
+pub struct SuperBlock<'a> {
+    ptr: *mut bindings::super_block,
+    _p: PhantomData<&'a bindings::super_block>,
+}
+
+impl<'a> SuperBlock<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be a live marufs superblock for `'a` whose `s_fs_info` is
+    /// NULL or was installed by [`NewSuperBlock::set_fs_info`].
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::super_block) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            ptr,
+            _p: PhantomData,
+        }
+    }
+
+    /// The per-mount state of filesystem type `T`.
+    pub(crate) fn data<T: fs_context::FileSystem>(&self) -> Option<&'a T::Data> {
+        // SAFETY: `ptr` is live (type invariant).
+        let p = unsafe { (*self.ptr).s_fs_info };
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: by the type invariant a non-NULL s_fs_info is a live
+            // `KBox<T::Data>` (the module has exactly one filesystem type)
+            // that lives until kill_sb, after the last user of `'a`.
+            Some(unsafe { &*p.cast::<T::Data>() })
+        }
+    }
+}
+
+/// The superblock operation table.
+static SUPER_OPS: bindings::super_operations = {
+    // SAFETY: all-zero is a valid `super_operations` (every hook optional).
+    let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
+    ops.statfs = Some(statfs_callback);
+    ops.show_options = Some(show_options_callback);
+    ops
+};
+
+/// `super_operations.statfs`.
+///
+/// # Safety
+///
+/// `dentry` and `buf` must be valid, as the VFS passes them.
+unsafe extern "C" fn statfs_callback(
+    dentry: *mut bindings::dentry,
+    buf: *mut bindings::kstatfs,
+) -> c_int {
+    // SAFETY: `dentry` is a live dentry of a mounted marufs (function contract),
+    // so `d_sb` is a live marufs superblock.
+    let sb = unsafe { SuperBlock::from_raw((*dentry).d_sb) };
+    match fs_context::statfs(&sb) {
+        Ok(s) => {
+            // SAFETY: `buf` is valid for writes (function contract).
+            unsafe {
+                shim::marufs_shim_fill_statfs(
+                    buf, s.bsize, s.blocks, s.bfree, s.files, s.ffree, s.namelen, s.fsid,
+                )
+            };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `super_operations.show_options`.
+///
+/// # Safety
+///
+/// `m` and `root` must be valid, as the VFS passes them.
+unsafe extern "C" fn show_options_callback(
+    m: *mut bindings::seq_file,
+    root: *mut bindings::dentry,
+) -> c_int {
+    // SAFETY: `root` is the root of a mounted marufs (function contract).
+    let sb = unsafe { SuperBlock::from_raw((*root).d_sb) };
+    // SAFETY: `m` is valid and used only by this thread during the callback.
+    let seq = unsafe { SeqFile::from_raw(m) };
+    fs_context::show_options(&sb, seq);
+    0
+}
+
+/// `file_system_type.kill_sb`: shuts the superblock down, then drops the
+/// per-mount state (also when `fill_super` failed after installing it).
+///
+/// # Safety
+///
+/// `sb` must be a marufs superblock being destroyed by the VFS.
+pub(crate) unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
+    // SAFETY: `sb` is valid (function contract).
+    let info = unsafe { (*sb).s_fs_info };
+    // SAFETY: `sb` is an anonymous-device superblock (get_tree_nodev).
+    unsafe { bindings::kill_anon_super(sb) };
+    if !info.is_null() {
+        // SAFETY: `info` came from `set_fs_info` (`KBox::into_raw`) and the
+        // superblock is gone, so this is the last reference; freed once.
+        drop(unsafe { KBox::from_raw(info.cast::<<fs_context::Fs as fs_context::FileSystem>::Data>()) });
+    }
+}

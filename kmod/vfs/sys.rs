@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Small kernel services: clocks and rescheduling.
+
+use super::shim;
+
+/// Monotonic time in nanoseconds (`ktime_get_ns`).
+pub fn ktime_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { shim::marufs_shim_ktime_ns() }
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch (`ktime_get_real_ns`).
+pub fn real_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { shim::marufs_shim_real_ns() }
+}
+
+/// Yields the CPU if a reschedule is due (`cond_resched`); may sleep.
+pub fn cond_resched() {
+    // SAFETY: called only from process context without spinlocks held (all
+    // callers are filesystem operations in process context).
+    unsafe { shim::marufs_shim_cond_resched() }
+}
