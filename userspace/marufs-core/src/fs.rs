@@ -368,6 +368,9 @@ impl<M: Media, E: Env> Fs<M, E> {
         Txn::begin(&self.geo, self.node, self.next_seq)
     }
     fn commit(&mut self, t: Txn) -> Result<()> {
+        if t.seq() != self.next_seq {
+            return Err(Error::InvalidArgument); // a transaction interleaved with another
+        }
         self.ensure_lease()?;
         let seq = t.commit(&self.m, &self.geo, self.node)?;
         self.next_seq = seq + 1;
@@ -1341,9 +1344,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         if need > (MAX_EXTENTS as u64) * u64::from(self.geo.chunk_units) {
             return Err(Error::TooLarge);
         }
-        let mut t = self.txn();
         if need > have {
-            let mut want = need - have;
+            let want = need - have;
             let mut tries = 0;
             while self.own_free_units()? < want {
                 tries += 1;
@@ -1357,6 +1359,11 @@ impl<M: Media, E: Env> Fs<M, E> {
                     return Err(Error::NoSpace);
                 }
             }
+        }
+        // The transaction starts only now: acquiring a chunk commits its own.
+        let mut t = self.txn();
+        if need > have {
+            let mut want = need - have;
             let mut k = 0usize;
             while want > 0 && k < self.own_n {
                 let c = self.own.get(k).copied().unwrap_or(0);

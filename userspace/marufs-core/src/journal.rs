@@ -94,6 +94,11 @@ impl Txn {
         Ok(())
     }
 
+    /// Sequence number of this transaction.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Number of ops so far.
     pub fn len(&self) -> u32 {
         self.count
@@ -229,6 +234,9 @@ pub fn apply<M: Media>(m: &M, g: &Geometry, host: u32, p: &Pending) -> Result<()
         if !target_ok(g, off, sz) || pos + OP_HDR + sz > u64::from(p.len) {
             return Err(Error::Corrupt);
         }
+        // A partial-line store merges into this host's cached copy of the line:
+        // drop any stale copy first so the merge starts from shared memory.
+        m.invalidate(off, sz)?;
         let mut done = 0u64;
         while done < sz {
             let k = (sz - done).min(64) as usize;

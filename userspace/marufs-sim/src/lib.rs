@@ -231,7 +231,10 @@ fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res
         }
         Op::CreateAbort { dir, k } => {
             let h = fs.create(*dir, &key_name(*k), 0, 0, 0o644)?;
-            fs.set_size(&h, UNIT)?;
+            match fs.set_size(&h, UNIT) {
+                Err(e) if is_crash(&e) => return Err(e),
+                _ => {}
+            }
             fs.abort(&h)?;
             Ok(Res::Ok)
         }
@@ -339,6 +342,13 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             },
         };
         g.crash_ppm = 4000;
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            eprintln!(
+                "entry_off line {} bitmap line {}",
+                geo.entry_off / 64,
+                geo.bitmap_off / 64
+            );
+        }
     }
     let mut hosts: Vec<HostSlot> = (0..nhosts)
         .map(|_| HostSlot {
@@ -709,6 +719,25 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             }
         }
         // ---- check
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            dump(&oracle, &geo);
+            let mut b = [0u8; 64];
+            let _ = oracle.load(geo.nshdr_off, &mut b);
+            eprintln!("nshdr {:?}", marufs_core::layout::NsHdr::decode(&b));
+            for j in 0..nhosts as u32 {
+                let _ = oracle.load(geo.host_slot(j), &mut b);
+                eprintln!(
+                    "host {j}: {:?} reg {:?}",
+                    marufs_core::layout::HostIdent::decode(&b),
+                    read_reg(&oracle, &geo, j)
+                );
+                eprintln!(
+                    "  journal applied {:?} record {:?}",
+                    marufs_core::journal::applied_seq(&oracle, &geo, j),
+                    marufs_core::journal::read_record(&oracle, &geo, j)
+                );
+            }
+        }
         check(&oracle, &geo, &mut model, &hosts, &unrecovered)
             .map_err(|e| format!("round {round}: {e}"))?;
         // ---- time passes
@@ -827,6 +856,40 @@ fn run_fsck(o: &Oracle, online: bool) -> FsckRep {
     FsckRep { errors, findings }
 }
 
+fn dump(o: &Oracle, geo: &marufs_core::layout::Geometry) {
+    {
+        for i in 0..geo.entry_count as u32 {
+            let mut b = [0u8; 512];
+            let _ = o.load(geo.entry(i), &mut b);
+            if i < geo.chunk_count {
+                let mut c = [0u8; 16];
+                let _ = o.load(geo.chunk(i), &mut c);
+                let mut l = [0u8; 8];
+                let _ = o.load(geo.bitmap(i), &mut l);
+                eprintln!(
+                    "chunk {i}: {:?} bits {:x}",
+                    marufs_core::layout::ChunkRec::decode(&c),
+                    u64::from_le_bytes(l)
+                );
+            }
+            if let Some(e) = marufs_core::layout::EntryRec::decode(&b) {
+                eprintln!(
+                        "entry {i}: size {} ext {:?} st {} gen {} dir {} name {:?} creator {} ep {} next {}",
+                        e.size,
+                        e.used_extents(),
+                        e.state,
+                        e.generation,
+                        e.dir,
+                        String::from_utf8_lossy(e.name.as_bytes()),
+                        e.creator,
+                        e.creator_epoch,
+                        e.next
+                    );
+            }
+        }
+    }
+}
+
 fn check(
     o: &Oracle,
     geo: &marufs_core::layout::Geometry,
@@ -922,24 +985,6 @@ fn check(
     }
     let rep = run_fsck(o, true);
     if rep.errors != 0 {
-        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
-            for i in 0..geo.entry_count as u32 {
-                let mut b = [0u8; 512];
-                let _ = o.load(geo.entry(i), &mut b);
-                if let Some(e) = marufs_core::layout::EntryRec::decode(&b) {
-                    eprintln!(
-                        "entry {i}: st {} gen {} dir {} name {:?} creator {} ep {} next {}",
-                        e.state,
-                        e.generation,
-                        e.dir,
-                        String::from_utf8_lossy(e.name.as_bytes()),
-                        e.creator,
-                        e.creator_epoch,
-                        e.next
-                    );
-                }
-            }
-        }
         return Err(format!("fsck (online): {:?}", rep.findings));
     }
     Ok(())

@@ -164,7 +164,7 @@ impl Sim {
         let sp = g.switch_ppm;
         if !force && g.runnable[h] && !g.rng.ppm(sp) {
             // fairness: do not starve a runnable host for long
-            let starving = (0..n).any(|j| j != h && g.runnable[j] && steps - g.last_run[j] > 64);
+            let starving = (0..n).any(|j| j != h && g.runnable[j] && steps - g.last_run[j] > 16);
             if !starving {
                 return;
             }
@@ -177,7 +177,7 @@ impl Sim {
         let starving: Vec<usize> = cands
             .iter()
             .copied()
-            .filter(|&j| steps - g.last_run[j] > 64)
+            .filter(|&j| steps - g.last_run[j] > 16)
             .collect();
         let next = if !starving.is_empty() && g.rng.ppm(500_000) {
             starving[g.rng.below(starving.len() as u64) as usize]
@@ -214,6 +214,7 @@ impl Sim {
         let cache = std::mem::take(&mut g.caches[h]);
         for (l, c) in cache {
             if c.dirty && g.rng.below(2) == 0 {
+                g.watch("crash-writeback", h, l, &c.data);
                 g.mem.insert(l, c.data);
             }
         }
@@ -269,6 +270,7 @@ impl Sim {
                 if let Some(key) = key {
                     if let Some(c) = g.caches[h].remove(&key) {
                         if c.dirty {
+                            g.watch("evict", h, key, &c.data);
                             g.mem.insert(key, c.data);
                         }
                     }
@@ -289,6 +291,17 @@ fn lines(off: u64, len: u64) -> std::ops::Range<u64> {
 }
 
 impl Inner {
+    fn watch(&self, what: &str, h: usize, l: u64, d: &[u8; 64]) {
+        if let Ok(w) = std::env::var("MARUFS_SIM_WATCH") {
+            if w.parse::<u64>().ok() == Some(l) {
+                eprintln!(
+                    "  watch line {l}: {what} by host {h} step {} data {:02x?}",
+                    self.steps,
+                    &d[..16]
+                );
+            }
+        }
+    }
     fn fetch(&mut self, h: usize, l: u64) -> &mut CLine {
         let mem = &self.mem;
         self.caches[h].entry(l).or_insert_with(|| CLine {
@@ -392,6 +405,7 @@ impl Media for SimMedia {
                 if let Some(c) = g.caches[h].get_mut(&k) {
                     c.dirty = false;
                     let d = c.data;
+                    g.watch("flush", h, k, &d);
                     g.mem.insert(k, d);
                 }
             }
@@ -411,6 +425,7 @@ impl Media for SimMedia {
             for k in keys {
                 if let Some(c) = g.caches[h].remove(&k) {
                     if c.dirty {
+                        g.watch("invalidate-writeback", h, k, &c.data);
                         g.mem.insert(k, c.data);
                     }
                 }
@@ -437,7 +452,7 @@ impl Env for SimMedia {
     }
     fn relax(&self) {
         if let Ok(mut g) = self.sim.wait_turn(self.host) {
-            g.clock += 1000;
+            g.clock += 300;
             self.sim.pass(&mut g, self.host, true);
         }
     }

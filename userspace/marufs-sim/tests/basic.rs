@@ -1,0 +1,222 @@
+//! Single-host functional tests of marufs-core over a coherent in-memory pool.
+
+use std::cell::Cell;
+
+use marufs_core::format::{format, FormatOptions};
+use marufs_core::fs::{Fs, Tunables};
+use marufs_core::fsck;
+use marufs_core::layout::{GeometryParams, UNIT};
+use marufs_core::{Env, Error};
+use marufs_media::MemMedia;
+
+struct Clock(Cell<u64>);
+impl Env for Clock {
+    fn now_ns(&self) -> u64 {
+        self.0.set(self.0.get() + 1);
+        self.0.get()
+    }
+    fn wall_ns(&self) -> u64 {
+        42
+    }
+    fn relax(&self) {
+        self.0.set(self.0.get() + 100);
+    }
+}
+
+fn pool(size: u64) -> MemMedia {
+    let m = MemMedia::new(size);
+    let o = FormatOptions {
+        params: GeometryParams {
+            total_size: size,
+            max_hosts: 4,
+            entries: 64,
+            bytes_per_entry: 0,
+            dirs: 4,
+            allow_small: true,
+        },
+        uuid: [1; 16],
+        label: [0; 64],
+        now: 1,
+    };
+    format(&m, &o, &mut |_, _| {}).expect("format");
+    m
+}
+
+fn fsck_problems(m: &MemMedia, online: bool) -> Vec<fsck::Finding> {
+    let g = marufs_core::fs::mount_check(m).unwrap().sb.geo;
+    let mut s = vec![0u8; fsck::scratch_len(&g)];
+    let mut v = vec![];
+    fsck::run(
+        m,
+        &fsck::Options {
+            repair: false,
+            online,
+        },
+        &mut s,
+        &mut |f: &fsck::Finding| v.push(*f),
+    )
+    .unwrap();
+    v
+}
+
+fn tun() -> Tunables {
+    Tunables::for_lease(1_000_000_000)
+}
+
+#[test]
+fn create_publish_lookup_unlink() {
+    let m = pool(64 * UNIT);
+    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+    fs.join().unwrap();
+    let d = fs.mkdir(b"app", 1, 2, 0o755).unwrap();
+    assert_eq!(fs.mkdir(b"app", 1, 2, 0o755), Err(Error::Exists));
+    let h = fs.create(d, b"k1", 0, 0, 0o644).unwrap();
+    assert_eq!(fs.create(d, b"k1", 0, 0, 0o644).unwrap_err(), Error::Exists);
+    assert_eq!(fs.lookup(d, b"k1").unwrap_err(), Error::NotFound);
+    fs.set_size(&h, 3 * UNIT + 5).unwrap();
+    fs.publish(&h, Some(7)).unwrap();
+    let k = fs.lookup(d, b"k1").unwrap();
+    assert_eq!(k.rec.size, 3 * UNIT + 5);
+    assert_eq!(k.rec.units(), 4);
+    assert!(fs_ok(&m));
+    let h2 = fs.create(d, b"k2", 0, 0, 0o644).unwrap();
+    fs.set_size(&h2, UNIT).unwrap();
+    fs.abort(&h2).unwrap();
+    assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
+    fs.hold(k.entry, k.rec.generation).unwrap();
+    fs.unlink(d, b"k1").unwrap();
+    assert_eq!(fs.lookup(d, b"k1").unwrap_err(), Error::NotFound);
+    assert_eq!(fs.drain_orphans().unwrap(), 0, "held orphan must stay");
+    fs.release(k.entry).unwrap();
+    assert_eq!(fs.drain_orphans().unwrap(), 1);
+    assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
+    let (dd, _) = fs.readdir_dirs(0).unwrap().unwrap();
+    assert_eq!(dd.rec.name.as_bytes(), b"app");
+    assert_eq!(fs.rmdir(b"app"), Ok(()));
+    fs.leave().unwrap();
+    assert!(
+        fsck_problems(&m, false).is_empty(),
+        "{:?}",
+        fsck_problems(&m, false)
+    );
+}
+
+fn fs_ok(m: &MemMedia) -> bool {
+    fsck_problems(m, true).is_empty()
+}
+
+#[test]
+fn readdir_rename_statfs() {
+    let m = pool(64 * UNIT);
+    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 1, tun()).unwrap();
+    fs.join().unwrap();
+    let d = fs.mkdir(b"a", 0, 0, 0o755).unwrap();
+    for i in 0..10u32 {
+        let h = fs
+            .create(d, format!("k{i}").as_bytes(), 0, 0, 0o644)
+            .unwrap();
+        fs.set_size(&h, UNIT).unwrap();
+        fs.publish(&h, None).unwrap();
+    }
+    let mut cur = 0;
+    let mut n = 0;
+    while let Some((_, next)) = fs.readdir(d, cur).unwrap() {
+        cur = next;
+        n += 1;
+    }
+    assert_eq!(n, 10);
+    fs.rename(d, b"k1", b"z").unwrap();
+    assert!(fs.lookup(d, b"k1").is_err());
+    assert!(fs.lookup(d, b"z").is_ok());
+    let s = fs.statfs().unwrap();
+    assert_eq!(s.total_units - s.free_units, 10);
+    assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
+}
+
+/// Media that fails every call after `budget` calls (a crash at that point).
+struct Failing<'a> {
+    inner: &'a MemMedia,
+    budget: Cell<u64>,
+}
+impl marufs_core::Media for Failing<'_> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), marufs_core::MediaError> {
+        self.tick()?;
+        self.inner.load(off, buf)
+    }
+    fn store(&self, off: u64, buf: &[u8]) -> Result<(), marufs_core::MediaError> {
+        self.tick()?;
+        self.inner.store(off, buf)
+    }
+    fn flush(&self, off: u64, len: u64) -> Result<(), marufs_core::MediaError> {
+        self.tick()?;
+        self.inner.flush(off, len)
+    }
+    fn invalidate(&self, off: u64, len: u64) -> Result<(), marufs_core::MediaError> {
+        self.tick()?;
+        self.inner.invalidate(off, len)
+    }
+}
+impl Failing<'_> {
+    fn tick(&self) -> Result<(), marufs_core::MediaError> {
+        if self.budget.get() == 0 {
+            return Err(marufs_core::MediaError::Crashed);
+        }
+        self.budget.set(self.budget.get() - 1);
+        Ok(())
+    }
+}
+
+/// Crash at every media call of a create/set_size/publish/unlink/abort sequence,
+/// rejoin, and require a consistent pool (fsck clean after leave).
+#[test]
+fn crash_at_every_point_then_rejoin() {
+    for budget in 0..4000u64 {
+        let m = pool(64 * UNIT);
+        {
+            let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+            fs.join().unwrap();
+            let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
+            let h = fs.create(d, b"old", 0, 0, 0o644).unwrap();
+            fs.set_size(&h, UNIT).unwrap();
+            fs.publish(&h, None).unwrap();
+        }
+        let f = Failing {
+            inner: &m,
+            budget: Cell::new(budget),
+        };
+        let done = {
+            let Ok(mut fs) = Fs::open(&f, Clock(Cell::new(10)), 0, tun()) else {
+                continue;
+            };
+            let r = (|| {
+                fs.join()?;
+                let d = fs.lookup_dir(b"app")?.id;
+                let h = fs.create(d, b"k", 0, 0, 0o644)?;
+                fs.set_size(&h, 2 * UNIT)?;
+                fs.publish(&h, None)?;
+                let h2 = fs.create(d, b"k2", 0, 0, 0o644)?;
+                fs.set_size(&h2, UNIT)?;
+                fs.abort(&h2)?;
+                fs.unlink(d, b"old")?;
+                fs.drain_orphans()?;
+                Ok::<(), Error>(())
+            })();
+            r.is_ok()
+        };
+        let mut fs = Fs::open(&m, Clock(Cell::new(1_000)), 0, tun()).unwrap();
+        fs.join()
+            .unwrap_or_else(|e| panic!("rejoin after crash at call {budget}: {e:?}"));
+        let p = fsck_problems(&m, true);
+        assert!(p.is_empty(), "crash at call {budget}: {p:?}");
+        fs.leave().unwrap();
+        let p = fsck_problems(&m, false);
+        assert!(p.is_empty(), "crash at call {budget}, after leave: {p:?}");
+        if done {
+            println!("sequence completes after {budget} calls");
+            break;
+        }
+    }
+}
