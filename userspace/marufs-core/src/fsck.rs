@@ -149,7 +149,10 @@ fn bytes_for(bits: u64) -> usize {
 
 /// Scratch bytes [`run`] needs for `g`.
 pub fn scratch_len(g: &Geometry) -> usize {
-    bytes_for(g.data_units) + 3 * bytes_for(g.entry_count) + g.dir_count as usize * 24
+    bytes_for(g.data_units)
+        + 4 * bytes_for(g.entry_count)
+        + g.dir_count as usize * 24
+        + g.entry_count as usize * 12
 }
 
 struct Scratch<'a> {
@@ -157,7 +160,10 @@ struct Scratch<'a> {
     eref: Bits<'a>,
     elist: Bits<'a>,
     keep: Bits<'a>,
+    live: Bits<'a>,
     dirs: &'a mut [u8],
+    /// Per entry: name hash u64, directory u32.
+    ehash: &'a mut [u8],
 }
 
 fn split<'a>(s: &'a mut [u8], g: &Geometry) -> Result<Scratch<'a>> {
@@ -168,13 +174,17 @@ fn split<'a>(s: &'a mut [u8], g: &Geometry) -> Result<Scratch<'a>> {
     let (u, r) = s.split_at_mut(bytes_for(g.data_units));
     let (a, r) = r.split_at_mut(bytes_for(g.entry_count));
     let (b, r) = r.split_at_mut(bytes_for(g.entry_count));
-    let (c, d) = r.split_at_mut(bytes_for(g.entry_count));
+    let (c, r) = r.split_at_mut(bytes_for(g.entry_count));
+    let (l, r) = r.split_at_mut(bytes_for(g.entry_count));
+    let (d, h) = r.split_at_mut(g.dir_count as usize * 24);
     Ok(Scratch {
         units: Bits { b: u },
         eref: Bits { b: a },
         elist: Bits { b },
         keep: Bits { b: c },
+        live: Bits { b: l },
         dirs: d,
+        ehash: h,
     })
 }
 
@@ -393,6 +403,12 @@ pub fn run<M: Media>(
             }
             _ => {}
         }
+        if e.state == entry_state::CREATING || e.state == entry_state::PUBLISHED {
+            sc.live.set(u64::from(i), true);
+            let o = i as usize * 12;
+            super::layout::wr64(sc.ehash, o, name_hash(e.dir, e.name.as_bytes()));
+            super::layout::wr32(sc.ehash, o + 8, e.dir);
+        }
         if e.state != entry_state::UNLINKED {
             let dir_ok = e.dir < g.dir_count
                 && DirRec::decode(&ld::<M, DIR_SIZE>(m, g.dir(e.dir))?)
@@ -423,8 +439,12 @@ pub fn run<M: Media>(
     }
     // ---- index
     let mask = g.index_slots - 1;
+    let mut line = [0u8; 64];
     for i in 0..g.index_slots {
-        let (s, d, tag, target) = slot_unpack(u64::from_le_bytes(ld::<M, 8>(m, g.slot(i))?));
+        if i % 8 == 0 {
+            line = ld::<M, 64>(m, g.slot(i))?;
+        }
+        let (s, d, tag, target) = slot_unpack(super::layout::rd64(&line, (i % 8) as usize * 8));
         if s != slot_state::USED {
             if s > slot_state::TOMB {
                 problem(Kind::IndexBad, i, 0, &mut sum);
@@ -446,20 +466,17 @@ pub fn run<M: Media>(
                 },
                 None => false,
             }
-        } else if u64::from(target) < hwm {
-            match EntryRec::decode(&ld::<M, ENTRY_SIZE>(m, g.entry(target))?) {
-                Some(e)
-                    if (e.state == entry_state::PUBLISHED || e.state == entry_state::CREATING)
-                        && e.dir == d =>
-                {
-                    let h = name_hash(d, e.name.as_bytes());
-                    if sc.eref.get(u64::from(target)) {
-                        problem(Kind::IndexDup, i, u64::from(target), &mut sum);
-                    }
-                    sc.eref.set(u64::from(target), true);
-                    hash_tag(h) == tag && reachable(m, &g, h & mask, i)?
+        } else if u64::from(target) < hwm && sc.live.get(u64::from(target)) {
+            let o = target as usize * 12;
+            let h = super::layout::rd64(sc.ehash, o);
+            if super::layout::rd32(sc.ehash, o + 8) == d {
+                if sc.eref.get(u64::from(target)) {
+                    problem(Kind::IndexDup, i, u64::from(target), &mut sum);
                 }
-                _ => false,
+                sc.eref.set(u64::from(target), true);
+                hash_tag(h) == tag && reachable(m, &g, h & mask, i)?
+            } else {
+                false
             }
         } else {
             false
@@ -468,13 +485,9 @@ pub fn run<M: Media>(
             problem(Kind::IndexBad, i, u64::from(target), &mut sum);
         }
     }
-    for i in 0..hwm as u32 {
-        if let Some(e) = EntryRec::decode(&ld::<M, ENTRY_SIZE>(m, g.entry(i))?) {
-            if (e.state == entry_state::PUBLISHED || e.state == entry_state::CREATING)
-                && !sc.eref.get(u64::from(i))
-            {
-                problem(Kind::IndexMissing, u64::from(i), 0, &mut sum);
-            }
+    for i in 0..hwm {
+        if sc.live.get(i) && !sc.eref.get(i) {
+            problem(Kind::IndexMissing, i, 0, &mut sum);
         }
     }
     // ---- directories
