@@ -3,17 +3,29 @@
 //! The marufs filesystem logic (safe Rust over [`crate::vfs`] and the core).
 
 use crate::marufs_core::{
-    fs::{mount_check, Tunables},
+    fs::{mount_check, Dir, Handle, Key, Tunables},
+    layout::{dir_state, entry_state, EntryRec, UNIT},
     Error as CoreError, Fs,
 };
 use crate::media::{KEnv, KMedia};
 use crate::vfs::{
-    dax::{DaxDevice, DaxOpenError},
+    dax::{DaxDevice, DaxMapping, DaxOpenError},
+    file::{Keys, Segment, SetAttr},
+    mm::{FaultPlan, Faults},
+    work::{Periodic, PeriodicWork},
     fs_context::{FileSystem, Param},
-    super_block::{DirAttrs, NewSuperBlock, StatFs},
+    inode::{Attrs, DirEntry, Kind, Namespace, ROOT_INO},
+    super_block::{NewSuperBlock, StatFs},
 };
-use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::{prelude::*, seq_file::SeqFile, seq_print, str::CStr};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    seq_file::SeqFile,
+    seq_print,
+    str::CStr,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 /// statfs `f_type` and `s_magic` of marufs ("MARU").
 pub const MARUFS_MAGIC: u64 = 0x4d41_5255;
@@ -33,15 +45,35 @@ pub struct Options {
     lease_ms: Option<u32>,
 }
 
+type CoreFs = Fs<KMedia, KEnv>;
+
 /// One mount of a marufs pool.
 pub struct MountData {
     /// This host's view of the pool (its media owns the kernel mapping).
-    fs: Fs<KMedia, KEnv>,
+    /// Operations on it are serialised by the mutex.
+    fs: Pin<KBox<Mutex<CoreFs>>>,
+    /// The kernel mapping of the pool, for the data path (read/write/mmap).
+    map: Arc<DaxMapping>,
+    /// Start of the data area (device offset of unit 0).
+    data_off: u64,
+    /// Physical address of device offset 0.
+    phys: u64,
     /// Keeps the device open while mounted (declared after `fs`: dropped after).
     _dev: DaxDevice,
     node: u32,
     lease_ms: u32,
     read_only: AtomicBool,
+    root: Attrs,
+    /// Heartbeat work (stopped first when the mount goes away).
+    heartbeat: Option<PeriodicWork>,
+    /// The lease was lost; said once.
+    fenced: AtomicBool,
+}
+
+impl MountData {
+    fn fs(&self) -> MutexGuard<'_, CoreFs> {
+        self.fs.lock()
+    }
 }
 
 /// Converts a core error to a kernel error.
@@ -51,6 +83,82 @@ fn kerr(e: CoreError) -> Error {
 
 fn source_str(s: Option<&CStr>) -> &str {
     s.and_then(|c| c.to_str().ok()).unwrap_or("(none)")
+}
+
+// Inode numbers: 1 is the root; directories and keys carry their slot and the
+// low bits of the slot's generation, so a reused slot is a new inode.
+const INO_KEY: u64 = 1 << 63;
+const INO_DIR: u64 = 1 << 62;
+
+fn dir_ino(id: u32, generation: u64) -> u64 {
+    INO_DIR | ((generation & 0x3fff_ffff) << 32) | u64::from(id)
+}
+
+fn key_ino(entry: u32, generation: u64) -> u64 {
+    INO_KEY | ((generation & 0x7fff_ffff) << 32) | u64::from(entry)
+}
+
+enum Ino {
+    Root,
+    Dir(u32, u64),
+    Key(u32, u64),
+}
+
+fn decode_ino(ino: u64) -> Option<Ino> {
+    if ino == ROOT_INO {
+        Some(Ino::Root)
+    } else if ino & INO_KEY != 0 {
+        Some(Ino::Key(ino as u32, (ino >> 32) & 0x7fff_ffff))
+    } else if ino & INO_DIR != 0 {
+        Some(Ino::Dir(ino as u32, (ino >> 32) & 0x3fff_ffff))
+    } else {
+        None
+    }
+}
+
+fn dir_attrs(d: &Dir) -> Attrs {
+    Attrs {
+        ino: dir_ino(d.id, d.rec.generation),
+        kind: Kind::Dir,
+        mode: (d.rec.mode & 0o7777) as u16,
+        uid: d.rec.uid,
+        gid: d.rec.gid,
+        size: d.rec.key_count,
+        blocks: 0,
+        mtime_ns: d.rec.mtime,
+        ctime_ns: d.rec.ctime,
+        generation: d.rec.generation,
+    }
+}
+
+fn key_attrs(entry: u32, r: &EntryRec) -> Attrs {
+    let units: u64 = r
+        .extents
+        .iter()
+        .take(r.nextents as usize)
+        .map(|e| u64::from(e.count))
+        .sum();
+    Attrs {
+        ino: key_ino(entry, r.generation),
+        kind: Kind::Key,
+        mode: (r.mode & 0o7777) as u16,
+        uid: r.uid,
+        gid: r.gid,
+        size: r.size,
+        blocks: units * (UNIT / 512),
+        mtime_ns: r.mtime,
+        ctime_ns: r.ctime,
+        generation: r.generation,
+    }
+}
+
+/// Maps "not found" to `None`.
+fn found<T>(r: core::result::Result<T, CoreError>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(CoreError::NotFound) => Ok(None),
+        Err(e) => Err(kerr(e)),
+    }
 }
 
 impl FileSystem for Marufs {
@@ -115,7 +223,8 @@ impl FileSystem for Marufs {
         let map = dev.map(dev.size()).inspect_err(|_| {
             pr_err!("{}: cannot map {} bytes of device memory\n", src, dev.size());
         })?;
-        let media = KMedia::new(map);
+        let map = Arc::new(map, GFP_KERNEL)?;
+        let media = KMedia::new(map.clone());
         let info = mount_check(&media).map_err(|e| {
             match e {
                 CoreError::NotFormatted => pr_err!("{}: no marufs superblock: run mkfs.marufs {}\n", src, src),
@@ -143,31 +252,53 @@ impl FileSystem for Marufs {
                 kerr(e)
             })?;
         }
+        let epoch = fs.epoch();
+        let mkfs_time = fs.superblock().mkfs_time;
+        let data_off = fs.geometry().data_off;
+        let mut data = KBox::new(
+            MountData {
+                fs: KBox::pin_init(new_mutex!(fs), GFP_KERNEL)?,
+                map,
+                data_off,
+                phys: dev.phys(),
+                _dev: dev,
+                node,
+                lease_ms,
+                read_only: AtomicBool::new(read_only),
+                root: Attrs {
+                    ino: ROOT_INO,
+                    kind: Kind::Root,
+                    mode: o.mode.unwrap_or(0o755) as u16,
+                    uid: o.uid.unwrap_or(0),
+                    gid: o.gid.unwrap_or(0),
+                    size: 0,
+                    blocks: 0,
+                    mtime_ns: mkfs_time,
+                    ctime_ns: mkfs_time,
+                    generation: 0,
+                },
+                heartbeat: None,
+                fenced: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        )?;
+        if !read_only {
+            // SAFETY: `data` is boxed (stable address) and the work is stopped
+            // in `MountData::drop` before anything else of it goes away.
+            let w = unsafe { PeriodicWork::start(&data, (lease_ms / 4).max(25))? };
+            data.heartbeat = Some(w);
+        }
         sb.setup(MARUFS_MAGIC, 21, i64::MAX);
-        sb.make_root(DirAttrs {
-            ino: 1,
-            mode: o.mode.unwrap_or(0o755) as u16,
-            uid: o.uid.unwrap_or(0),
-            gid: o.gid.unwrap_or(0),
-        })?;
+        sb.make_root(&data.root)?;
         pr_info!(
             "{}: mounted pool of {} MiB as node {} (epoch {}){}\n",
             src,
             info.sb.geo.total_size >> 20,
             node,
-            fs.epoch(),
+            epoch,
             if read_only { ", read-only" } else { "" }
         );
-        Ok(KBox::new(
-            MountData {
-                fs,
-                _dev: dev,
-                node,
-                lease_ms,
-                read_only: AtomicBool::new(read_only),
-            },
-            GFP_KERNEL,
-        )?)
+        Ok(data)
     }
 
     fn reconfigure(d: &MountData, o: &Options, read_only: bool) -> Result {
@@ -175,8 +306,8 @@ impl FileSystem for Marufs {
             pr_err!("remount cannot change node= (umount and mount again)\n");
             return Err(EINVAL);
         }
-        if !read_only && d.read_only.load(Ordering::Relaxed) && !d.fs.is_joined() {
-            pr_err!("remount read-write of a read-only mount is not supported yet: umount and mount again\n");
+        if !read_only && d.read_only.load(Ordering::Relaxed) && !d.fs().is_joined() {
+            pr_err!("remount read-write of a read-only mount is not supported: umount and mount again\n");
             return Err(EROFS);
         }
         d.read_only.store(read_only, Ordering::Relaxed);
@@ -184,14 +315,15 @@ impl FileSystem for Marufs {
     }
 
     fn statfs(d: &MountData) -> Result<StatFs> {
-        let s = d.fs.statfs().map_err(kerr)?;
-        let uuid = d.fs.superblock().uuid;
+        let fs = d.fs();
+        let s = fs.statfs().map_err(kerr)?;
+        let uuid = fs.superblock().uuid;
         let mut a = [0u8; 8];
         let mut b = [0u8; 8];
         a.copy_from_slice(&uuid[..8]);
         b.copy_from_slice(&uuid[8..]);
         Ok(StatFs {
-            bsize: 2 << 20,
+            bsize: UNIT as u32,
             blocks: s.total_units,
             bfree: s.free_units,
             files: s.total_entries,
@@ -206,10 +338,414 @@ impl FileSystem for Marufs {
     }
 }
 
+impl Namespace for Marufs {
+    fn lookup(d: &MountData, dir: u64, name: &[u8]) -> Result<Option<Attrs>> {
+        match decode_ino(dir) {
+            Some(Ino::Root) => Ok(found(d.fs().lookup_dir(name))?.map(|x| dir_attrs(&x))),
+            Some(Ino::Dir(id, _)) => {
+                Ok(found(d.fs().lookup(id, name))?.map(|k: Key| key_attrs(k.entry, &k.rec)))
+            }
+            _ => Err(ENOTDIR),
+        }
+    }
+
+    fn mkdir(d: &MountData, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
+        if !matches!(decode_ino(dir), Some(Ino::Root)) {
+            // Application directories hold keys, not directories.
+            return Err(EPERM);
+        }
+        if d.read_only.load(Ordering::Relaxed) {
+            return Err(EROFS);
+        }
+        let mut fs = d.fs();
+        let id = fs.mkdir(name, uid, gid, u32::from(mode)).map_err(kerr)?;
+        let dir = fs.stat_dir(id).map_err(kerr)?;
+        Ok(dir_attrs(&dir))
+    }
+
+    fn rmdir(d: &MountData, dir: u64, name: &[u8]) -> Result {
+        if !matches!(decode_ino(dir), Some(Ino::Root)) {
+            return Err(ENOTDIR);
+        }
+        if d.read_only.load(Ordering::Relaxed) {
+            return Err(EROFS);
+        }
+        d.fs().rmdir(name).map_err(kerr)
+    }
+
+    fn readdir(d: &MountData, dir: u64, cursor: u64) -> Result<Option<(DirEntry, u64)>> {
+        let mut e = DirEntry {
+            name: [0; 255],
+            len: 0,
+            ino: 0,
+            kind: Kind::Dir,
+        };
+        let fill = |e: &mut DirEntry, bytes: &[u8], len: u8| {
+            let n = usize::from(len).min(255);
+            if let (Some(dst), Some(src)) = (e.name.get_mut(..n), bytes.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            e.len = n as u8;
+        };
+        match decode_ino(dir) {
+            Some(Ino::Root) => {
+                let c = u32::try_from(cursor).map_err(|_| EINVAL)?;
+                match d.fs().readdir_dirs(c).map_err(kerr)? {
+                    Some((x, next)) => {
+                        fill(&mut e, &x.rec.name.bytes, x.rec.name.len);
+                        e.ino = dir_ino(x.id, x.rec.generation);
+                        Ok(Some((e, u64::from(next))))
+                    }
+                    None => Ok(None),
+                }
+            }
+            Some(Ino::Dir(id, _)) => match d.fs().readdir(id, cursor).map_err(kerr)? {
+                Some((k, next)) => {
+                    fill(&mut e, &k.rec.name.bytes, k.rec.name.len);
+                    e.ino = key_ino(k.entry, k.rec.generation);
+                    e.kind = Kind::Key;
+                    Ok(Some((e, next)))
+                }
+                None => Ok(None),
+            },
+            _ => Err(ENOTDIR),
+        }
+    }
+
+    fn revalidate(d: &MountData, dir: u64, name: &[u8], ino: u64) -> Result<Option<Attrs>> {
+        let same_name = |bytes: &[u8], len: u8| bytes.get(..usize::from(len)) == Some(name);
+        match decode_ino(ino) {
+            Some(Ino::Root) => Ok(Some(d.root)),
+            Some(Ino::Dir(id, generation)) => {
+                let Some(x) = found(d.fs().stat_dir(id))? else {
+                    return Ok(None);
+                };
+                let ok = x.rec.state == dir_state::USED
+                    && x.rec.generation & 0x3fff_ffff == generation
+                    && same_name(&x.rec.name.bytes, x.rec.name.len);
+                Ok(ok.then(|| dir_attrs(&x)))
+            }
+            Some(Ino::Key(entry, generation)) => {
+                let Some(Ino::Dir(dir_id, _)) = decode_ino(dir) else {
+                    return Ok(None);
+                };
+                let Some(k) = found(d.fs().stat_entry(entry))? else {
+                    return Ok(None);
+                };
+                let ok = k.rec.state == entry_state::PUBLISHED
+                    && k.rec.generation & 0x7fff_ffff == generation
+                    && k.rec.dir == dir_id
+                    && same_name(&k.rec.name.bytes, k.rec.name.len);
+                Ok(ok.then(|| key_attrs(entry, &k.rec)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Per-inode state of a key.
+pub struct KeyState {
+    entry: u32,
+    generation: u64,
+    /// Unpublished, created by this host; cleared when published.
+    creating: AtomicBool,
+    /// The creating file was opened (only one file may be the creator).
+    creator_open: AtomicBool,
+    /// Open files of this key on this host holding it (the host-wide hold
+    /// bit is set while this is non-zero; changed under the fs mutex).
+    holders: AtomicU32,
+}
+
+impl KeyState {
+    fn handle(&self) -> Handle {
+        Handle {
+            entry: self.entry,
+            generation: self.generation,
+        }
+    }
+}
+
+/// Per-open-file state of a key.
+pub struct OpenKey {
+    creator: bool,
+    held: bool,
+}
+
+fn units(r: &EntryRec) -> u64 {
+    r.extents
+        .iter()
+        .take(r.nextents as usize)
+        .map(|e| u64::from(e.count))
+        .sum()
+}
+
+/// Sets the size of an unpublished key; units it newly allocates are zeroed
+/// before anyone can read them (they may hold a deleted key's bytes).
+/// `shrink`: the size may also go down (truncate).
+fn set_size_zeroed(d: &MountData, fs: &mut CoreFs, k: &KeyState, size: u64, shrink: bool) -> Result {
+    let before = fs.extents(&k.handle()).map_err(kerr)?;
+    if size == before.size || (size < before.size && !shrink) {
+        return Ok(());
+    }
+    fs.set_size(&k.handle(), size).map_err(kerr)?;
+    let after = fs.extents(&k.handle()).map_err(kerr)?;
+    let mut skip = units(&before);
+    for e in after.extents.iter().take(after.nextents as usize) {
+        let n = u64::from(e.count);
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        let first = u64::from(e.start) + skip;
+        d.map.zero(d.data_off + first * UNIT, (n - skip) * UNIT)?;
+        skip = 0;
+    }
+    Ok(())
+}
+
+fn ensure_rw(d: &MountData) -> Result {
+    if d.read_only.load(Ordering::Relaxed) {
+        Err(EROFS)
+    } else {
+        Ok(())
+    }
+}
+
+impl Keys for Marufs {
+    type KeyState = KeyState;
+    type OpenKey = OpenKey;
+
+    fn key_state(a: &Attrs, creating: bool) -> KeyState {
+        KeyState {
+            entry: a.ino as u32,
+            generation: a.generation,
+            creating: AtomicBool::new(creating),
+            creator_open: AtomicBool::new(false),
+            holders: AtomicU32::new(0),
+        }
+    }
+
+    fn create(d: &MountData, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            // The root holds application directories only.
+            return Err(EPERM);
+        };
+        ensure_rw(d)?;
+        let mut fs = d.fs();
+        let h = fs.create(id, name, uid, gid, u32::from(mode)).map_err(kerr)?;
+        let rec = fs.extents(&h).map_err(kerr)?;
+        Ok(key_attrs(h.entry, &rec))
+    }
+
+    fn unlink(d: &MountData, dir: u64, name: &[u8]) -> Result {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            return Err(EPERM);
+        };
+        ensure_rw(d)?;
+        let mut fs = d.fs();
+        fs.unlink(id, name).map_err(kerr)?;
+        // Reclaim now if no host holds it (otherwise the last release or the
+        // heartbeat does).
+        let _ = fs.drain_orphans();
+        Ok(())
+    }
+
+    fn open(d: &MountData, k: &KeyState, write: bool) -> Result<OpenKey> {
+        if k.creating.load(Ordering::Acquire) {
+            if k.creator_open.swap(true, Ordering::AcqRel) {
+                // Unpublished keys are visible only through their creating file.
+                return Err(ENOENT);
+            }
+            return Ok(OpenKey {
+                creator: true,
+                held: false,
+            });
+        }
+        if write {
+            // Published keys are immutable.
+            return Err(EPERM);
+        }
+        let mut fs = d.fs();
+        if k.holders.load(Ordering::Relaxed) == 0 {
+            fs.hold(k.entry, k.generation).map_err(|e| match e {
+                CoreError::Stale | CoreError::NotFound => ENOENT,
+                e => kerr(e),
+            })?;
+        }
+        k.holders.fetch_add(1, Ordering::Relaxed);
+        Ok(OpenKey {
+            creator: false,
+            held: true,
+        })
+    }
+
+    fn release(d: &MountData, k: &KeyState, f: OpenKey) {
+        let mut fs = d.fs();
+        if f.creator && k.creating.load(Ordering::Acquire) {
+            match fs.publish(&k.handle(), None) {
+                Ok(()) => k.creating.store(false, Ordering::Release),
+                Err(e) => {
+                    pr_err!("key entry {}: publish failed: error {}; the key is discarded\n", k.entry, e.errno());
+                    let _ = fs.abort(&k.handle());
+                }
+            }
+        }
+        if f.held && k.holders.fetch_sub(1, Ordering::Relaxed) == 1 {
+            if let Err(e) = fs.release(k.entry) {
+                pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
+            }
+            let _ = fs.drain_orphans();
+        }
+    }
+
+    fn evict(d: &MountData, k: &KeyState) {
+        if k.creating.load(Ordering::Acquire) && !k.creator_open.load(Ordering::Acquire) {
+            // Created but never opened (the open failed): discard it.
+            let _ = d.fs().abort(&k.handle());
+        }
+    }
+
+    fn segment(d: &MountData, k: &KeyState, pos: u64) -> Result<Option<Segment>> {
+        let rec = {
+            let fs = d.fs();
+            if k.creating.load(Ordering::Acquire) {
+                fs.extents(&k.handle()).map_err(kerr)?
+            } else {
+                fs.stat_entry(k.entry).map_err(kerr)?.rec
+            }
+        };
+        if rec.generation != k.generation {
+            return Err(ESTALE);
+        }
+        if pos >= rec.size {
+            return Ok(None);
+        }
+        let mut file_off = 0u64;
+        for e in rec.extents.iter().take(rec.nextents as usize) {
+            let len = u64::from(e.count) * UNIT;
+            if pos < file_off + len {
+                let within = pos - file_off;
+                let end = core::cmp::min(file_off + len, rec.size);
+                return Ok(Some(Segment {
+                    dev_off: d.data_off + u64::from(e.start) * UNIT + within,
+                    len: end - pos,
+                }));
+            }
+            file_off += len;
+        }
+        Err(EIO)
+    }
+
+    fn grow(d: &MountData, k: &KeyState, f: &OpenKey, size: u64) -> Result {
+        if !f.creator || !k.creating.load(Ordering::Acquire) {
+            return Err(EPERM);
+        }
+        ensure_rw(d)?;
+        set_size_zeroed(d, &mut d.fs(), k, size, false)
+    }
+
+    fn setattr(d: &MountData, ino: u64, k: Option<&KeyState>, a: &SetAttr) -> Result<Attrs> {
+        ensure_rw(d)?;
+        let mode = a.mode.map(u32::from);
+        let mut fs = d.fs();
+        match decode_ino(ino) {
+            Some(Ino::Root) => {
+                pr_warn!("the root directory's owner and mode come from the mount options (uid=, gid=, mode=)\n");
+                Err(EPERM)
+            }
+            Some(Ino::Dir(id, _)) => {
+                if a.size.is_some() {
+                    return Err(EISDIR);
+                }
+                fs.setattr_dir(id, a.uid, a.gid, mode).map_err(kerr)?;
+                Ok(dir_attrs(&fs.stat_dir(id).map_err(kerr)?))
+            }
+            Some(Ino::Key(entry, _)) => {
+                let k = k.ok_or(EINVAL)?;
+                if k.creating.load(Ordering::Acquire) {
+                    if let Some(size) = a.size {
+                        set_size_zeroed(d, &mut fs, k, size, true)?;
+                    }
+                    if mode.is_some() || a.uid.is_some() || a.gid.is_some() {
+                        // Attributes of an unpublished key are set at publish
+                        // from the creating record; changing them now is not
+                        // supported.
+                        return Err(EOPNOTSUPP);
+                    }
+                    return Ok(key_attrs(entry, &fs.extents(&k.handle()).map_err(kerr)?));
+                }
+                if a.size.is_some() {
+                    // Published keys are immutable.
+                    return Err(EPERM);
+                }
+                let rec = fs.stat_entry(entry).map_err(kerr)?.rec;
+                if rec.generation != k.generation {
+                    return Err(ESTALE);
+                }
+                let name = rec.name.bytes.get(..usize::from(rec.name.len)).ok_or(EIO)?;
+                fs.setattr(rec.dir, name, a.uid, a.gid, mode).map_err(kerr)?;
+                Ok(key_attrs(entry, &fs.stat_entry(entry).map_err(kerr)?.rec))
+            }
+            None => Err(EINVAL),
+        }
+    }
+
+    fn mapping(d: &MountData) -> &DaxMapping {
+        &d.map
+    }
+}
+
+impl Faults for Marufs {
+    fn plan(d: &MountData, k: &KeyState, pos: u64, order: u32, write: bool) -> FaultPlan {
+        if write && !k.creating.load(Ordering::Acquire) {
+            // Published keys are immutable: no writable mapping of them.
+            return FaultPlan::SigBus;
+        }
+        match Self::segment(d, k, pos) {
+            // A PMD needs its whole unit: units are 2 MiB aligned on the
+            // device and in the file, so a segment at an aligned position is
+            // the start of a unit of this key.
+            Ok(Some(seg)) if order == 0 || pos % UNIT == 0 => FaultPlan::Map(seg.dev_off),
+            Ok(Some(_)) => FaultPlan::Fallback,
+            _ => FaultPlan::SigBus,
+        }
+    }
+
+    fn phys(d: &MountData, off: u64) -> u64 {
+        d.phys + off
+    }
+}
+
+impl Periodic for Marufs {
+    fn tick(d: &MountData) {
+        let mut fs = d.fs();
+        if !fs.is_joined() {
+            return;
+        }
+        if let Err(e) = fs.heartbeat() {
+            if !d.fenced.swap(true, Ordering::Relaxed) {
+                pr_err!(
+                    "node {}: lost its lease (error {}): the pool may have fenced this host; changes are refused, umount and mount again\n",
+                    d.node,
+                    e.errno()
+                );
+            }
+            d.read_only.store(true, Ordering::Relaxed);
+            return;
+        }
+        if let Err(e) = fs.check_peers() {
+            pr_warn!("node {}: checking peers failed: error {}\n", d.node, e.errno());
+        }
+        let _ = fs.drain_orphans();
+    }
+}
+
 impl Drop for MountData {
     fn drop(&mut self) {
-        if self.fs.is_joined() {
-            if let Err(e) = self.fs.leave() {
+        drop(self.heartbeat.take());
+        let mut fs = self.fs.lock();
+        if fs.is_joined() {
+            if let Err(e) = fs.leave() {
                 pr_warn!("node {}: leaving the pool failed: error {}\n", self.node, e.errno());
             }
         }

@@ -5,15 +5,16 @@
 
 use crate::marufs_core::{Env, Media, MediaError};
 use crate::vfs::{dax::DaxMapping, sys};
+use kernel::sync::Arc;
 
 /// The pool as this host's kernel sees it.
 pub struct KMedia {
-    map: DaxMapping,
+    map: Arc<DaxMapping>,
 }
 
 impl KMedia {
-    /// Wraps a mapping of the whole pool.
-    pub fn new(map: DaxMapping) -> Self {
+    /// Wraps a mapping of the whole pool (shared with the data path).
+    pub fn new(map: Arc<DaxMapping>) -> Self {
         Self { map }
     }
 }

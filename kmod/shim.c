@@ -4,9 +4,17 @@
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/magic.h>
+#include <linux/cred.h>
+#include <linux/dcache.h>
 #include <linux/sched.h>
 #include <linux/statfs.h>
 #include <linux/string.h>
+#include <linux/uio.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <linux/mm.h>
+#include <linux/huge_mm.h>
+#include <linux/pagemap.h>
 #include <linux/timekeeping.h>
 #include "shim.h"
 
@@ -155,4 +163,176 @@ void marufs_shim_fill_statfs(struct kstatfs *buf, u32 bsize, u64 blocks,
 	buf->f_ffree = ffree;
 	buf->f_namelen = namelen;
 	buf->f_fsid = u64_to_fsid(fsid);
+}
+
+const unsigned char *marufs_shim_dentry_name(struct dentry *d, u32 *len)
+{
+	*len = d->d_name.len;
+	return d->d_name.name;
+}
+
+bool marufs_shim_dir_emit_dots(struct file *f, struct dir_context *ctx)
+{
+	return dir_emit_dots(f, ctx);
+}
+
+bool marufs_shim_dir_emit(struct dir_context *ctx, const char *name, int len,
+			  u64 ino, unsigned int type)
+{
+	return dir_emit(ctx, name, len, ino, type);
+}
+
+s64 marufs_shim_dir_pos(struct dir_context *ctx)
+{
+	return ctx->pos;
+}
+
+void marufs_shim_dir_set_pos(struct dir_context *ctx, s64 pos)
+{
+	ctx->pos = pos;
+}
+
+u32 marufs_shim_current_fsuid(void)
+{
+	return __kuid_val(current_fsuid());
+}
+
+u32 marufs_shim_current_fsgid(void)
+{
+	return __kgid_val(current_fsgid());
+}
+
+bool marufs_shim_inode_is_new(struct inode *inode)
+{
+	return inode_state_read_once(inode) & I_NEW;
+}
+
+void marufs_shim_inode_set_times(struct inode *inode, u64 mtime_ns, u64 ctime_ns)
+{
+	struct timespec64 m = ns_to_timespec64(mtime_ns);
+	struct timespec64 c = ns_to_timespec64(ctime_ns);
+
+	inode_set_mtime_to_ts(inode, m);
+	inode_set_atime_to_ts(inode, m);
+	inode_set_ctime_to_ts(inode, c);
+}
+
+void marufs_shim_inode_set_size(struct inode *inode, u64 size, u64 blocks)
+{
+	i_size_write(inode, size);
+	inode->i_blocks = blocks;
+}
+
+const unsigned char *marufs_shim_qstr_name(const struct qstr *q, u32 *len)
+{
+	*len = q->len;
+	return q->name;
+}
+
+bool marufs_shim_file_writable(struct file *f)
+{
+	return f->f_mode & FMODE_WRITE;
+}
+
+size_t marufs_shim_iov_count(struct iov_iter *i)
+{
+	return iov_iter_count(i);
+}
+
+/*
+ * Shared mappings only: a private (copy-on-write) mapping of shared device
+ * memory is refused with EINVAL, as device-dax does. VM_HUGEPAGE asks the
+ * fault path for PMD faults.
+ */
+int marufs_shim_mmap_prepare(struct vm_area_desc *desc,
+			     const struct vm_operations_struct *ops)
+{
+	if (!vma_flags_test_any(&desc->vma_flags, VMA_MAYSHARE_BIT))
+		return -EINVAL;
+	desc->vm_ops = ops;
+	vma_desc_set_flags(desc, VMA_HUGEPAGE_BIT);
+	return 0;
+}
+
+struct file *marufs_shim_vmf_file(struct vm_fault *vmf)
+{
+	return vmf->vma->vm_file;
+}
+
+void marufs_shim_fault_info(struct vm_fault *vmf, unsigned int order,
+			    struct marufs_fault *out)
+{
+	unsigned long size = PAGE_SIZE << order;
+	unsigned long addr = vmf->address & ~(size - 1);
+
+	out->write = vmf->flags & FAULT_FLAG_WRITE;
+	out->fits = addr >= vmf->vma->vm_start && addr + size <= vmf->vma->vm_end;
+	out->pos = (u64)linear_page_index(vmf->vma, addr) << PAGE_SHIFT;
+}
+
+/* Maps device memory at phys: a PMD of the 2 MiB folio, or one page. */
+unsigned int marufs_shim_insert(struct vm_fault *vmf, u64 phys,
+				unsigned int order, bool write)
+{
+	struct page *page = pfn_to_page(PHYS_PFN(phys));
+
+	if (order == PMD_ORDER)
+		return vmf_insert_folio_pmd(vmf, page_folio(page), write);
+	return vmf_insert_page_mkwrite(vmf, page, write);
+}
+
+unsigned int marufs_shim_pmd_order(void)
+{
+	return PMD_ORDER;
+}
+
+/* 2 MiB-aligned addresses so that faults can map PMDs. */
+unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
+					    unsigned long len, unsigned long pgoff,
+					    unsigned long flags)
+{
+	return thp_get_unmapped_area(f, addr, len, pgoff, flags);
+}
+
+void marufs_shim_memset(void *dst, int c, size_t len)
+{
+	memset(dst, c, len);
+}
+
+/* A self-rearming delayed work item calling marufs_rs_periodic(data). */
+struct marufs_periodic {
+	struct delayed_work work;
+	void *data;
+	unsigned long period;
+};
+
+static void marufs_periodic_fn(struct work_struct *w)
+{
+	struct marufs_periodic *p =
+		container_of(to_delayed_work(w), struct marufs_periodic, work);
+
+	marufs_rs_periodic(p->data);
+	queue_delayed_work(system_dfl_wq, &p->work, p->period);
+}
+
+struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms)
+{
+	struct marufs_periodic *p = kzalloc(sizeof(*p), GFP_KERNEL);
+
+	if (!p)
+		return NULL;
+	p->data = data;
+	p->period = msecs_to_jiffies(period_ms);
+	INIT_DELAYED_WORK(&p->work, marufs_periodic_fn);
+	queue_delayed_work(system_dfl_wq, &p->work, p->period);
+	return p;
+}
+
+/* Stops the work (waiting for a running instance) and frees it. */
+void marufs_shim_periodic_stop(struct marufs_periodic *p)
+{
+	if (!p)
+		return;
+	disable_delayed_work_sync(&p->work);
+	kfree(p);
 }

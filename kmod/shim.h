@@ -42,7 +42,13 @@ struct marufs_param_value {
 	u32 value;
 };
 
+/* Periodic work of a mount (heartbeat): implemented in Rust (kmod/vfs/work.rs). */
+void marufs_rs_periodic(void *data);
+
 /* Implemented in shim.c. */
+struct marufs_periodic;
+struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms);
+void marufs_shim_periodic_stop(struct marufs_periodic *p);
 const void *marufs_shim_fs_parameters(void);
 int marufs_shim_init_fs_context(struct fs_context *fc);
 int marufs_shim_parse_param(struct fs_context *fc, struct fs_parameter *param,
@@ -60,6 +66,46 @@ void marufs_shim_memcpy(void *dst, const void *src, size_t len);
 u64 marufs_shim_ktime_ns(void);
 u64 marufs_shim_real_ns(void);
 void marufs_shim_cond_resched(void);
+struct dentry;
+struct dir_context;
+const unsigned char *marufs_shim_dentry_name(struct dentry *d, u32 *len);
+struct qstr;
+const unsigned char *marufs_shim_qstr_name(const struct qstr *q, u32 *len);
+bool marufs_shim_dir_emit_dots(struct file *f, struct dir_context *ctx);
+bool marufs_shim_dir_emit(struct dir_context *ctx, const char *name, int len,
+			  u64 ino, unsigned int type);
+s64 marufs_shim_dir_pos(struct dir_context *ctx);
+void marufs_shim_dir_set_pos(struct dir_context *ctx, s64 pos);
+struct inode;
+bool marufs_shim_inode_is_new(struct inode *inode);
+void marufs_shim_inode_set_times(struct inode *inode, u64 mtime_ns, u64 ctime_ns);
+void marufs_shim_inode_set_size(struct inode *inode, u64 size, u64 blocks);
+bool marufs_shim_file_writable(struct file *f);
+struct iov_iter;
+size_t marufs_shim_iov_count(struct iov_iter *i);
+u32 marufs_shim_current_fsuid(void);
+u32 marufs_shim_current_fsgid(void);
+struct vm_area_desc;
+struct vm_fault;
+struct vm_operations_struct;
+/* What a fault asks for: file position of the (huge) page, write or read. */
+struct marufs_fault {
+	u64 pos;
+	bool write;
+	bool fits;	/* the huge page lies inside the VMA */
+};
+int marufs_shim_mmap_prepare(struct vm_area_desc *desc,
+			     const struct vm_operations_struct *ops);
+struct file *marufs_shim_vmf_file(struct vm_fault *vmf);
+void marufs_shim_fault_info(struct vm_fault *vmf, unsigned int order,
+			    struct marufs_fault *out);
+unsigned int marufs_shim_insert(struct vm_fault *vmf, u64 phys,
+				unsigned int order, bool write);
+unsigned int marufs_shim_pmd_order(void);
+unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
+					    unsigned long len, unsigned long pgoff,
+					    unsigned long flags);
+void marufs_shim_memset(void *dst, int c, size_t len);
 struct kstatfs;
 void marufs_shim_fill_statfs(struct kstatfs *buf, u32 bsize, u64 blocks,
 			     u64 bfree, u64 files, u64 ffree, u32 namelen,

@@ -148,8 +148,10 @@ if [ $do_guest = 1 ]; then
     step "kmod: build (warning-free, clippy)" "$MARUFS_ROOT/scripts/build-module.sh" "$variant"
     ko="$MARUFS_ROOT/out/kmod-$variant/marufs.ko"
     [ -f "$ko" ] || die "no module; cannot run guest tests"
-    cargo build --release -q -p maru-testkit || die "guest tools build failed"
-    bins=("$MARUFS_ROOT/target/release/maru-testkit")
+    guest_bins=(maru-testkit mkfs-marufs maru-fsck)
+    cargo build --release -q $(printf -- '-p %s ' "${guest_bins[@]}") || die "guest tools build failed"
+    bins=()
+    for b in "${guest_bins[@]}"; do bins+=("$MARUFS_ROOT/target/release/$b"); done
     initrd=$("$MARUFS_ROOT/qemu/mkinitramfs.sh" "$MARUFS_ROOT/out/initramfs-$variant.cpio.gz" "$ko" "${bins[@]}") \
         || die "initramfs build failed"
     accel=$(MARUFS_PROBE_KERNEL=$kernel MARUFS_PROBE_INITRD=$initrd "$MARUFS_ROOT/qemu/accel.sh")

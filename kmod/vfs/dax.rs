@@ -207,3 +207,41 @@ impl Drop for DaxMapping {
         unsafe { bindings::memunmap(self.virt.cast()) };
     }
 }
+
+impl DaxMapping {
+    /// Copies `len` bytes at `off` to the user/kernel buffer behind `iter`;
+    /// returns how many were copied (short on a fault in the destination).
+    ///
+    /// # Safety
+    ///
+    /// `iter` must be a live `iov_iter` of the current request.
+    pub(crate) unsafe fn copy_to_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
+        let p = self.range(off, len)?;
+        // SAFETY: `[p, p + len)` is inside the mapping; `iter` is live
+        // (function contract).
+        Ok(unsafe { bindings::_copy_to_iter(p.cast(), len, iter) })
+    }
+
+    /// Copies up to `len` bytes from `iter` to `off`, writing them back to
+    /// memory (`flushcache`: visible to other hosts without a separate flush);
+    /// returns how many were copied.
+    ///
+    /// # Safety
+    ///
+    /// `iter` must be a live `iov_iter` of the current request.
+    pub(crate) unsafe fn copy_from_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
+        let p = self.range(off, len)?;
+        // SAFETY: as in `copy_to_iter`.
+        Ok(unsafe { bindings::_copy_from_iter_flushcache(p.cast(), len, iter) })
+    }
+}
+
+impl DaxMapping {
+    /// Zeroes `[off, off + len)` and writes it back to memory.
+    pub fn zero(&self, off: u64, len: u64) -> Result {
+        let p = self.range(off, len as usize)?;
+        // SAFETY: `[p, p + len)` is inside the mapping.
+        unsafe { shim::marufs_shim_memset(p.cast(), 0, len as usize) };
+        self.flush(off, len)
+    }
+}

@@ -19,6 +19,21 @@ pub(crate) struct ParamValue {
     pub(crate) value: u32,
 }
 
+/// `struct marufs_fault`.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct FaultInfo {
+    pub(crate) pos: u64,
+    pub(crate) write: bool,
+    pub(crate) fits: bool,
+}
+
+/// Opaque `struct marufs_periodic`.
+#[repr(C)]
+pub(crate) struct Periodic {
+    _private: [u8; 0],
+}
+
 /// `enum marufs_opt` values.
 pub(crate) const OPT_NODE: c_int = 0;
 pub(crate) const OPT_UID: c_int = 1;
@@ -50,6 +65,46 @@ extern "C" {
     pub(crate) fn marufs_shim_ktime_ns() -> u64;
     pub(crate) fn marufs_shim_real_ns() -> u64;
     pub(crate) fn marufs_shim_cond_resched();
+    pub(crate) fn marufs_shim_dentry_name(d: *mut bindings::dentry, len: *mut u32) -> *const u8;
+    pub(crate) fn marufs_shim_qstr_name(q: *const bindings::qstr, len: *mut u32) -> *const u8;
+    pub(crate) fn marufs_shim_dir_emit_dots(
+        f: *mut bindings::file,
+        ctx: *mut bindings::dir_context,
+    ) -> bool;
+    pub(crate) fn marufs_shim_dir_emit(
+        ctx: *mut bindings::dir_context,
+        name: *const c_char,
+        len: c_int,
+        ino: u64,
+        ty: u32,
+    ) -> bool;
+    pub(crate) fn marufs_shim_dir_pos(ctx: *mut bindings::dir_context) -> i64;
+    pub(crate) fn marufs_shim_dir_set_pos(ctx: *mut bindings::dir_context, pos: i64);
+    pub(crate) fn marufs_shim_inode_is_new(inode: *mut bindings::inode) -> bool;
+    pub(crate) fn marufs_shim_inode_set_times(inode: *mut bindings::inode, mtime: u64, ctime: u64);
+    pub(crate) fn marufs_shim_inode_set_size(inode: *mut bindings::inode, size: u64, blocks: u64);
+    pub(crate) fn marufs_shim_file_writable(f: *mut bindings::file) -> bool;
+    pub(crate) fn marufs_shim_iov_count(i: *mut bindings::iov_iter) -> usize;
+    pub(crate) fn marufs_shim_current_fsuid() -> u32;
+    pub(crate) fn marufs_shim_current_fsgid() -> u32;
+    pub(crate) fn marufs_shim_mmap_prepare(
+        desc: *mut bindings::vm_area_desc,
+        ops: *const bindings::vm_operations_struct,
+    ) -> c_int;
+    pub(crate) fn marufs_shim_vmf_file(vmf: *mut bindings::vm_fault) -> *mut bindings::file;
+    pub(crate) fn marufs_shim_fault_info(vmf: *mut bindings::vm_fault, order: u32, out: *mut FaultInfo);
+    pub(crate) fn marufs_shim_insert(vmf: *mut bindings::vm_fault, phys: u64, order: u32, write: bool) -> u32;
+    pub(crate) fn marufs_shim_pmd_order() -> u32;
+    pub(crate) fn marufs_shim_get_unmapped_area(
+        f: *mut bindings::file,
+        addr: usize,
+        len: usize,
+        pgoff: usize,
+        flags: usize,
+    ) -> usize;
+    pub(crate) fn marufs_shim_memset(dst: *mut c_void, c: c_int, len: usize);
+    pub(crate) fn marufs_shim_periodic_start(data: *mut c_void, period_ms: u32) -> *mut Periodic;
+    pub(crate) fn marufs_shim_periodic_stop(p: *mut Periodic);
     pub(crate) fn marufs_shim_fill_statfs(
         buf: *mut bindings::kstatfs,
         bsize: u32,

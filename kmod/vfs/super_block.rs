@@ -2,8 +2,12 @@
 
 //! `struct super_block` and `struct super_operations`.
 
-use super::{fs_context, shim};
-use core::{marker::PhantomData, ptr::addr_of};
+use super::{
+    fs_context, inode,
+    inode::Attrs,
+    shim,
+};
+use core::marker::PhantomData;
 use kernel::{bindings, ffi::c_int, prelude::*, seq_file::SeqFile};
 
 /// What `statfs(2)` reports.
@@ -35,18 +39,6 @@ pub struct NewSuperBlock<'a> {
     _p: PhantomData<&'a mut bindings::super_block>,
 }
 
-/// Mode, owner and inode number of a directory inode to create.
-pub struct DirAttrs {
-    /// Inode number.
-    pub ino: u64,
-    /// Permission bits (the type bits are added).
-    pub mode: u16,
-    /// Owner (kernel-global uid).
-    pub uid: u32,
-    /// Group (kernel-global gid).
-    pub gid: u32,
-}
-
 impl NewSuperBlock<'_> {
     /// # Safety
     ///
@@ -75,27 +67,16 @@ impl NewSuperBlock<'_> {
         }
     }
 
-    /// Creates the root directory inode and dentry. The root lists nothing
-    /// yet: directory operations are the kernel's simple (libfs) ones.
-    pub fn make_root(&mut self, attrs: DirAttrs) -> Result {
+    /// Creates the root directory inode and dentry, and installs the dentry
+    /// operations that revalidate names against the shared media.
+    pub fn make_root(&mut self, attrs: &Attrs) -> Result {
+        // SAFETY: `ptr` is a valid new superblock (type invariant);
+        // DENTRY_OPS is a static table.
+        unsafe { bindings::set_default_d_op(self.ptr, &inode::DENTRY_OPS) };
         // SAFETY: `ptr` is valid (type invariant).
-        let inode = unsafe { bindings::new_inode(self.ptr) };
-        if inode.is_null() {
-            return Err(ENOMEM);
-        }
-        // SAFETY: `inode` is a new inode of this superblock, not yet visible to
-        // anyone else; `simple_dir_*_operations` are static kernel tables.
-        unsafe {
-            (*inode).i_ino = attrs.ino;
-            (*inode).i_mode = (bindings::S_IFDIR as u16) | (attrs.mode & 0o7777);
-            (*inode).i_uid = bindings::kuid_t { val: attrs.uid };
-            (*inode).i_gid = bindings::kgid_t { val: attrs.gid };
-            (*inode).i_op = addr_of!(bindings::simple_dir_inode_operations);
-            (*inode).__bindgen_anon_3.i_fop = addr_of!(bindings::simple_dir_operations);
-            bindings::set_nlink(inode, 2);
-            bindings::simple_inode_init_ts(inode);
-        }
-        // SAFETY: `inode` is valid; d_make_root consumes it (iput on failure).
+        let inode = unsafe { inode::get_inode(self.ptr, attrs)? };
+        // SAFETY: `inode` is a referenced inode; d_make_root consumes it
+        // (iput on failure).
         let root = unsafe { bindings::d_make_root(inode) };
         if root.is_null() {
             return Err(ENOMEM);
@@ -158,6 +139,7 @@ static SUPER_OPS: bindings::super_operations = {
     // SAFETY: all-zero is a valid `super_operations` (every hook optional).
     let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
     ops.statfs = Some(statfs_callback);
+    ops.evict_inode = Some(super::file::evict_cb);
     ops.show_options = Some(show_options_callback);
     ops
 };

@@ -23,7 +23,62 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Write a seeded pattern to DEV[offset..offset+len], then a marker after it.
-    DaxWrite(Range),
+    DaxWrite {
+        #[command(flatten)]
+        range: Range,
+        /// Write only the pattern (e.g. to corrupt metadata on purpose).
+        #[arg(long)]
+        no_marker: bool,
+    },
+    /// Create a key: open(O_CREAT|O_EXCL), ftruncate, fill through a shared
+    /// writable mapping, close (which publishes it). Prints the page faults.
+    KeyWrite {
+        /// Path of the key.
+        path: String,
+        /// Size in bytes.
+        #[arg(long)]
+        len: usize,
+        /// Pattern seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Verify a key through a read-only shared mapping (faults, smaps PMD
+    /// mapping, process_vm_readv through get_user_pages).
+    KeyVerify {
+        /// Path of the key.
+        path: String,
+        /// Expected size in bytes.
+        #[arg(long)]
+        len: usize,
+        /// Pattern seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Fail unless at most this many page faults were taken.
+        #[arg(long)]
+        max_faults: Option<u64>,
+        /// Fail unless smaps shows the whole mapping resident. (smaps does
+        /// not count device-memory PMDs as FilePmdMapped; the fault count
+        /// proves 2 MiB mappings.)
+        #[arg(long)]
+        expect_resident: bool,
+    },
+    /// Checks that must fail in a precise way on a published key: writable
+    /// and private mappings are refused, access past the end gets SIGBUS.
+    KeyRefusals {
+        /// Path of a published key of at most 2 MiB.
+        path: String,
+    },
+    /// (internal) map PATH and touch byte OFFSET: dies of SIGBUS if invalid.
+    Touch {
+        /// Path of the key.
+        path: String,
+        /// Mapping length.
+        #[arg(long)]
+        map_len: usize,
+        /// Byte to read.
+        #[arg(long)]
+        offset: usize,
+    },
     /// Wait for the marker, then verify the pattern byte for byte.
     DaxVerify {
         #[command(flatten)]
@@ -93,9 +148,194 @@ fn marker(seed: u64, len: usize) -> [u8; 24] {
     m
 }
 
+fn minor_faults() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_minflt as u64
+}
+
+fn fill(data: &mut [u8], seed: u64) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = pattern_byte(seed, i);
+    }
+}
+
+fn check(data: &[u8], seed: u64, what: &str) -> Result<()> {
+    if let Some(i) = (0..data.len()).find(|&i| data[i] != pattern_byte(seed, i)) {
+        bail!(
+            "{what}: mismatch at byte {i}: got {:#04x}, want {:#04x}",
+            data[i],
+            pattern_byte(seed, i)
+        );
+    }
+    Ok(())
+}
+
+/// The smaps lines of the mapping at `addr`.
+fn smaps_block(addr: usize) -> Result<String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let start = format!("{addr:x}-");
+    let mut out = String::new();
+    let mut inside = false;
+    for line in smaps.lines() {
+        let is_header = line
+            .split_once('-')
+            .is_some_and(|(a, _)| !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()));
+        if is_header {
+            inside = line.starts_with(&start);
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// A `Name:   N kB` field of an smaps block.
+fn smaps_field_kb(block: &str, name: &str) -> u64 {
+    block
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::DaxWrite(r) => {
+        Cmd::KeyWrite { path, len, seed } => {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("create {path}"))?;
+            f.set_len(len as u64).context("ftruncate")?;
+            let t = Instant::now();
+            let f0 = minor_faults();
+            // SAFETY: the key is ours (unpublished, visible only through `f`).
+            let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }.context("mmap")?;
+            fill(&mut m, seed);
+            let faults = minor_faults() - f0;
+            drop(m);
+            drop(f);
+            println!(
+                "key-write: {path}: {len} bytes seed {seed} in {:.1} ms, {faults} faults",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Cmd::KeyVerify {
+            path,
+            len,
+            seed,
+            max_faults,
+            expect_resident,
+        } => {
+            let f = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+            let size = f.metadata()?.len() as usize;
+            if size != len {
+                bail!("{path}: size {size}, want {len}");
+            }
+            let f0 = minor_faults();
+            // SAFETY: published keys are immutable.
+            let m = unsafe { MmapOptions::new().len(len).map(&f) }.context("mmap")?;
+            let t = Instant::now();
+            check(&m, seed, &path)?;
+            let faults = minor_faults() - f0;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let block = smaps_block(m.as_ptr() as usize)?;
+            let rss_kb = smaps_field_kb(&block, "Rss:");
+            // get_user_pages: process_vm_readv pins the mapping's pages.
+            let mut buf = vec![0u8; len.min(4 << 20)];
+            let local = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            let remote = libc::iovec {
+                iov_base: m.as_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            };
+            // SAFETY: both iovecs describe live memory of this process.
+            let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+            if n != buf.len() as isize {
+                bail!(
+                    "process_vm_readv: {} ({})",
+                    n,
+                    std::io::Error::last_os_error()
+                );
+            }
+            check(&buf, seed, "process_vm_readv copy")?;
+            println!(
+                "key-verify: {path}: {len} bytes match in {ms:.1} ms, {faults} faults, {rss_kb} kB resident, process_vm_readv ok"
+            );
+            if let Some(max) = max_faults {
+                if faults > max {
+                    bail!("{faults} page faults, want at most {max}");
+                }
+            }
+            if expect_resident && rss_kb * 1024 < len as u64 {
+                bail!("only {rss_kb} kB resident of {len} bytes; smaps:\n{block}");
+            }
+        }
+        Cmd::KeyRefusals { path } => {
+            let f = std::fs::File::open(&path)?;
+            // A writable shared mapping needs a writable fd: published keys
+            // cannot be opened for writing.
+            if OpenOptions::new().write(true).open(&path).is_ok() {
+                bail!("{path}: opened for writing");
+            }
+            // SAFETY: mapping attempt only; not used.
+            let p = unsafe { MmapOptions::new().len(4096).map_copy(&f) };
+            match p {
+                Ok(_) => bail!("MAP_PRIVATE mapping of a key succeeded"),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => bail!("MAP_PRIVATE: {e}, want EINVAL"),
+            }
+            // Past the end of the key's space: SIGBUS, in a child.
+            let me = std::env::current_exe()?;
+            let st = std::process::Command::new(&me)
+                .args([
+                    "touch",
+                    &path,
+                    "--map-len",
+                    "8388608",
+                    "--offset",
+                    "6291456",
+                ])
+                .status()?;
+            use std::os::unix::process::ExitStatusExt;
+            if st.signal() != Some(libc::SIGBUS) {
+                bail!("touching past the end: {st:?}, want SIGBUS");
+            }
+            let st = std::process::Command::new(&me)
+                .args(["touch", &path, "--map-len", "8388608", "--offset", "0"])
+                .status()?;
+            if !st.success() {
+                bail!("touching byte 0: {st:?}");
+            }
+            println!(
+                "key-refusals: {path}: write-open refused, MAP_PRIVATE EINVAL, SIGBUS past the end"
+            );
+        }
+        Cmd::Touch {
+            path,
+            map_len,
+            offset,
+        } => {
+            let f = std::fs::File::open(&path)?;
+            // SAFETY: read-only shared mapping of an immutable key.
+            let m = unsafe { MmapOptions::new().len(map_len).map(&f) }?;
+            // SAFETY: may fault (that is the test); volatile so it happens.
+            let b = unsafe { std::ptr::read_volatile(m.as_ptr().add(offset)) };
+            println!("byte {offset}: {b}");
+        }
+        Cmd::DaxWrite {
+            range: r,
+            no_marker,
+        } => {
             let mut m = map(&r)?;
             let t = Instant::now();
             let data = &mut m[r.offset..r.offset + r.len];
@@ -103,9 +343,11 @@ fn main() -> Result<()> {
                 *b = pattern_byte(r.seed, i);
             }
             flush(data);
-            let mk = r.offset + r.len;
-            m[mk..mk + 24].copy_from_slice(&marker(r.seed, r.len));
-            flush(&m[mk..mk + 24]);
+            if !no_marker {
+                let mk = r.offset + r.len;
+                m[mk..mk + 24].copy_from_slice(&marker(r.seed, r.len));
+                flush(&m[mk..mk + 24]);
+            }
             println!(
                 "dax-write: {} bytes at {} seed {} in {:.1} ms",
                 r.len,

@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `struct file_operations` for keys (regular files), key creation/removal and
+//! attribute changes (`inode_operations.create/unlink/setattr`), and inode
+//! eviction (`super_operations.evict_inode`).
+
+use super::{
+    dax::DaxMapping,
+    fs_context::{FileSystem, Fs},
+    inode::{self, Attrs, Namespace},
+    shim,
+    super_block::SuperBlock,
+    Table,
+};
+use kernel::{bindings, ffi::c_int, prelude::*};
+
+/// A contiguous run of a key's bytes on the device.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment {
+    /// Device offset of the byte at the requested file position.
+    pub dev_off: u64,
+    /// Bytes available from there (within the file size and the extent).
+    pub len: u64,
+}
+
+/// Requested attribute changes (`setattr`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    /// New permission bits.
+    pub mode: Option<u16>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (keys only).
+    pub size: Option<u64>,
+}
+
+/// Key operations of a filesystem.
+pub trait Keys: Namespace {
+    /// Per-inode state of a key (stored in `i_private`).
+    type KeyState: Send + Sync;
+    /// Per-open-file state (stored in `file->private_data`).
+    type OpenKey: Send + Sync;
+
+    /// State for a key inode: `creating` for one just created by this host.
+    fn key_state(a: &Attrs, creating: bool) -> Self::KeyState;
+    /// Creates an unpublished key `name` in directory `dir`.
+    fn create(d: &Self::Data, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs>;
+    /// Removes key `name` from `dir`.
+    fn unlink(d: &Self::Data, dir: u64, name: &[u8]) -> Result;
+    /// Opens a key; `write` if the file is opened for writing.
+    fn open(d: &Self::Data, k: &Self::KeyState, write: bool) -> Result<Self::OpenKey>;
+    /// The last reference to an open file went away (publishes a key the
+    /// file created).
+    fn release(d: &Self::Data, k: &Self::KeyState, f: Self::OpenKey);
+    /// The inode is being evicted.
+    fn evict(d: &Self::Data, k: &Self::KeyState);
+    /// Where the byte at `pos` lives, or `None` at/after end of file.
+    fn segment(d: &Self::Data, k: &Self::KeyState, pos: u64) -> Result<Option<Segment>>;
+    /// Grows an unpublished key this file created to at least `size`.
+    fn grow(d: &Self::Data, k: &Self::KeyState, f: &Self::OpenKey, size: u64) -> Result;
+    /// Changes attributes of `ino` (a directory or key); returns the new ones.
+    fn setattr(d: &Self::Data, ino: u64, k: Option<&Self::KeyState>, a: &SetAttr) -> Result<Attrs>;
+    /// The kernel mapping of the pool.
+    fn mapping(d: &Self::Data) -> &DaxMapping;
+}
+
+type KeyState = <Fs as Keys>::KeyState;
+type OpenKey = <Fs as Keys>::OpenKey;
+
+/// Installs the key state of a new key inode.
+///
+/// # Safety
+///
+/// `inode` must be a new (I_NEW) key inode.
+pub(crate) unsafe fn init_key_inode(inode: *mut bindings::inode, a: &Attrs, creating: bool) -> Result {
+    let ks = KBox::new(<Fs as Keys>::key_state(a, creating), GFP_KERNEL)?;
+    // SAFETY: a new inode is ours; ownership of the box passes to the inode
+    // and is taken back in `evict_cb`.
+    unsafe { (*inode).i_private = KBox::into_raw(ks).cast() };
+    Ok(())
+}
+
+/// The key state of a key inode.
+///
+/// # Safety
+///
+/// `inode` must be a live marufs inode.
+unsafe fn key_of<'a>(inode: *mut bindings::inode) -> Option<&'a KeyState> {
+    // SAFETY: live inode (function contract).
+    let p = unsafe { (*inode).i_private };
+    // SAFETY: a non-NULL i_private of a marufs inode is a live `KBox<KeyState>`
+    // freed only at eviction, after the last user.
+    (!p.is_null()).then(|| unsafe { &*p.cast::<KeyState>() })
+}
+
+/// # Safety
+///
+/// `inode` must be a live marufs inode.
+unsafe fn data_of<'a>(inode: *mut bindings::inode) -> Result<&'a <Fs as FileSystem>::Data> {
+    // SAFETY: a live inode's superblock is a live marufs superblock.
+    let sb = unsafe { SuperBlock::from_raw((*inode).i_sb) };
+    sb.data::<Fs>().ok_or(EINVAL)
+}
+
+pub(crate) static KEY_FOPS: Table<bindings::file_operations> = Table({
+    // SAFETY: all-zero is a valid table (every hook optional).
+    let mut o: bindings::file_operations = unsafe { core::mem::zeroed() };
+    o.open = Some(open_cb);
+    o.release = Some(release_cb);
+    o.read_iter = Some(read_iter_cb);
+    o.write_iter = Some(write_iter_cb);
+    o.llseek = Some(bindings::generic_file_llseek);
+    o.fsync = Some(fsync_cb);
+    o.mmap_prepare = Some(super::mm::mmap_prepare_cb);
+    o.get_unmapped_area = Some(super::mm::get_unmapped_area_cb);
+    o
+});
+
+/// The data and key state of an open key file.
+///
+/// # Safety
+///
+/// `file` must be an open marufs key (kept open for `'a`).
+pub(crate) unsafe fn key_args_of_file<'a>(
+    file: *mut bindings::file,
+) -> Result<(&'a <Fs as FileSystem>::Data, &'a KeyState)> {
+    // SAFETY: function contract: an open file has a live inode.
+    let inode = unsafe { (*file).f_inode };
+    // SAFETY: as above.
+    unsafe { Ok((data_of(inode)?, key_of(inode).ok_or(EINVAL)?)) }
+}
+
+/// `file_operations.open`.
+///
+/// # Safety
+///
+/// VFS contract: `inode` is the key's inode, `file` the file being opened.
+unsafe extern "C" fn open_cb(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: VFS contract.
+    let (d, k) = match unsafe { (data_of(inode), key_of(inode)) } {
+        (Ok(d), Some(k)) => (d, k),
+        _ => return EINVAL.to_errno(),
+    };
+    // SAFETY: `file` is being opened (VFS contract).
+    let write = unsafe { shim::marufs_shim_file_writable(file) };
+    match Fs::open(d, k, write) {
+        Ok(of) => match KBox::new(of, GFP_KERNEL) {
+            Ok(b) => {
+                // SAFETY: `file` is ours to set up; the box is taken back in
+                // `release_cb`.
+                unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+                0
+            }
+            Err(_) => ENOMEM.to_errno(),
+        },
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `file_operations.release`: the last reference to the file is gone (all
+/// descriptors closed and all mappings unmapped).
+///
+/// # Safety
+///
+/// VFS contract: `file` was opened by `open_cb` on `inode`.
+unsafe extern "C" fn release_cb(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `private_data` was set by `open_cb` and is released only here.
+    let of = unsafe { KBox::from_raw((*file).private_data.cast::<OpenKey>()) };
+    // SAFETY: VFS contract.
+    if let (Ok(d), Some(k)) = unsafe { (data_of(inode), key_of(inode)) } {
+        Fs::release(d, k, KBox::into_inner(of));
+    }
+    0
+}
+
+/// The data, key and open-file state behind a `kiocb`.
+///
+/// # Safety
+///
+/// `iocb` must be a live kiocb of an open marufs key.
+unsafe fn iocb_args<'a>(
+    iocb: *mut bindings::kiocb,
+) -> Result<(&'a <Fs as FileSystem>::Data, &'a KeyState, &'a OpenKey, *mut bindings::inode)> {
+    // SAFETY: function contract: the file is open, its inode live.
+    let file = unsafe { (*iocb).ki_filp };
+    // SAFETY: as above.
+    let inode = unsafe { (*file).f_inode };
+    // SAFETY: as above; `private_data` lives until release.
+    let of = unsafe { &*(*file).private_data.cast::<OpenKey>() };
+    // SAFETY: as above.
+    let (d, k) = unsafe { (data_of(inode)?, key_of(inode).ok_or(EINVAL)?) };
+    Ok((d, k, of, inode))
+}
+
+/// `file_operations.read_iter`: copies straight from device memory.
+///
+/// # Safety
+///
+/// VFS contract: live `iocb` of an open key and its destination `iter`.
+unsafe extern "C" fn read_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: VFS contract.
+    let (d, k, _of, _inode) = match unsafe { iocb_args(iocb) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno() as isize,
+    };
+    // SAFETY: `iter` is live (VFS contract).
+    let mut want = unsafe { shim::marufs_shim_iov_count(iter) };
+    // SAFETY: `iocb` is live.
+    let mut pos = unsafe { (*iocb).ki_pos } as u64;
+    let map = Fs::mapping(d);
+    let mut done = 0usize;
+    while want > 0 {
+        let seg = match Fs::segment(d, k, pos) {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) => {
+                if done == 0 {
+                    return e.to_errno() as isize;
+                }
+                break;
+            }
+        };
+        let n = core::cmp::min(seg.len, want as u64) as usize;
+        // SAFETY: `iter` is live (VFS contract).
+        let c = match unsafe { map.copy_to_iter(seg.dev_off, n, iter) } {
+            Ok(c) => c,
+            Err(e) => return e.to_errno() as isize,
+        };
+        done += c;
+        pos += c as u64;
+        want -= c;
+        if c < n {
+            if done == 0 {
+                return EFAULT.to_errno() as isize;
+            }
+            break;
+        }
+    }
+    // SAFETY: `iocb` is live.
+    unsafe { (*iocb).ki_pos = pos as i64 };
+    done as isize
+}
+
+/// `file_operations.write_iter`: only the creator of an unpublished key
+/// writes; the key grows as needed.
+///
+/// # Safety
+///
+/// VFS contract: live `iocb` of an open key and its source `iter`.
+unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: VFS contract.
+    let (d, k, of, inode) = match unsafe { iocb_args(iocb) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno() as isize,
+    };
+    // SAFETY: `iter` and `iocb` are live (VFS contract).
+    let (count, mut pos) = unsafe { (shim::marufs_shim_iov_count(iter), (*iocb).ki_pos as u64) };
+    if count == 0 {
+        return 0;
+    }
+    let Some(end) = pos.checked_add(count as u64) else {
+        return EFBIG.to_errno() as isize;
+    };
+    if let Err(e) = Fs::grow(d, k, of, end) {
+        return e.to_errno() as isize;
+    }
+    let map = Fs::mapping(d);
+    let mut done = 0usize;
+    while pos < end {
+        let seg = match Fs::segment(d, k, pos) {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) => return e.to_errno() as isize,
+        };
+        let n = core::cmp::min(seg.len, end - pos) as usize;
+        // SAFETY: `iter` is live (VFS contract).
+        let c = match unsafe { map.copy_from_iter(seg.dev_off, n, iter) } {
+            Ok(c) => c,
+            Err(e) => return e.to_errno() as isize,
+        };
+        done += c;
+        pos += c as u64;
+        if c < n {
+            break;
+        }
+    }
+    if done == 0 {
+        return EFAULT.to_errno() as isize;
+    }
+    // SAFETY: `iocb` and `inode` are live; the size only grows here, under
+    // the inode lock the VFS holds for writes.
+    unsafe {
+        (*iocb).ki_pos = pos as i64;
+        if pos > (*inode).i_size as u64 {
+            shim::marufs_shim_inode_set_size(inode, pos, (*inode).i_blocks);
+        }
+    }
+    done as isize
+}
+
+/// `file_operations.fsync`: stores already reach memory when written
+/// (`copy_from_iter_flushcache`), and metadata is flushed when it changes.
+///
+/// # Safety
+///
+/// Called by the VFS with a live file; nothing is dereferenced.
+unsafe extern "C" fn fsync_cb(_f: *mut bindings::file, _s: i64, _e: i64, _datasync: c_int) -> c_int {
+    0
+}
+
+/// `inode_operations.create` (`open(O_CREAT)`).
+///
+/// # Safety
+///
+/// VFS contract: `dir` is locked, `dentry` is negative.
+pub(crate) unsafe extern "C" fn create_cb(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    mode: bindings::umode_t,
+) -> c_int {
+    // SAFETY: VFS contract.
+    let (d, name, dino) = match unsafe { inode::dir_args(dir, dentry) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: reading the caller's credentials.
+    let (uid, gid) = unsafe { (shim::marufs_shim_current_fsuid(), shim::marufs_shim_current_fsgid()) };
+    let a = match Fs::create(d, dino, name, mode & 0o7777, uid, gid) {
+        Ok(a) => a,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: `dir`'s superblock is live.
+    match unsafe { inode::get_key_inode((*dir).i_sb, &a, true) } {
+        Ok(i) => {
+            // SAFETY: `dentry` is negative and locked; it takes our reference.
+            unsafe { bindings::d_instantiate(dentry, i) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `inode_operations.unlink`.
+///
+/// # Safety
+///
+/// VFS contract: `dir` and the victim are locked; `dentry` is positive.
+pub(crate) unsafe extern "C" fn unlink_cb(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> c_int {
+    // SAFETY: VFS contract.
+    let (d, name, dino) = match unsafe { inode::dir_args(dir, dentry) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    match Fs::unlink(d, dino, name) {
+        Ok(()) => {
+            // SAFETY: the victim is live and locked by the VFS.
+            unsafe {
+                let victim = (*dentry).d_inode;
+                if !victim.is_null() {
+                    bindings::drop_nlink(victim);
+                }
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `inode_operations.setattr`: chmod, chown, truncate.
+///
+/// # Safety
+///
+/// VFS contract: `dentry` is positive and its inode locked; `attr` valid.
+pub(crate) unsafe extern "C" fn setattr_cb(
+    idmap: *mut bindings::mnt_idmap,
+    dentry: *mut bindings::dentry,
+    attr: *mut bindings::iattr,
+) -> c_int {
+    // Permission checks (owner or capable, group membership...) first.
+    // SAFETY: VFS contract.
+    let r = unsafe { bindings::setattr_prepare(idmap, dentry, attr) };
+    if r != 0 {
+        return r;
+    }
+    // SAFETY: VFS contract.
+    let (inode, v) = unsafe { ((*dentry).d_inode, &*attr) };
+    let mut s = SetAttr::default();
+    if v.ia_valid & bindings::ATTR_MODE != 0 {
+        s.mode = Some(v.ia_mode & 0o7777);
+    }
+    if v.ia_valid & bindings::ATTR_UID != 0 {
+        // SAFETY: with ATTR_UID the uid member is the one set.
+        s.uid = Some(unsafe { v.__bindgen_anon_1.ia_uid.val });
+    }
+    if v.ia_valid & bindings::ATTR_GID != 0 {
+        // SAFETY: with ATTR_GID the gid member is the one set.
+        s.gid = Some(unsafe { v.__bindgen_anon_2.ia_gid.val });
+    }
+    if v.ia_valid & bindings::ATTR_SIZE != 0 {
+        s.size = Some(v.ia_size.max(0) as u64);
+    }
+    if s.mode.is_none() && s.uid.is_none() && s.gid.is_none() && s.size.is_none() {
+        return 0;
+    }
+    // SAFETY: live inode (VFS contract).
+    let (d, k, ino) = match unsafe { (data_of(inode), key_of(inode), (*inode).i_ino) } {
+        (Ok(d), k, ino) => (d, k, ino),
+        (Err(e), _, _) => return e.to_errno(),
+    };
+    match Fs::setattr(d, ino, k, &s) {
+        Ok(a) => {
+            // SAFETY: the inode is locked by the VFS.
+            unsafe { inode::apply(inode, &a) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `super_operations.evict_inode`.
+///
+/// # Safety
+///
+/// VFS contract: `inode` is being evicted; no other users remain.
+pub(crate) unsafe extern "C" fn evict_cb(inode: *mut bindings::inode) {
+    // SAFETY: VFS contract.
+    unsafe {
+        bindings::truncate_inode_pages_final(&mut (*inode).i_data);
+        bindings::clear_inode(inode);
+    }
+    // SAFETY: VFS contract.
+    let p = unsafe { (*inode).i_private };
+    if !p.is_null() {
+        // SAFETY: set by `init_key_inode`, freed only here.
+        let k = unsafe { KBox::from_raw(p.cast::<KeyState>()) };
+        // SAFETY: the superblock outlives its inodes.
+        if let Ok(d) = unsafe { data_of(inode) } {
+            Fs::evict(d, &k);
+        }
+        // SAFETY: as above.
+        unsafe { (*inode).i_private = core::ptr::null_mut() };
+    }
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Namespace and keys on one host: application directories, keys created by
+# shell redirection and cp, publish on close, immutability, read back,
+# stat/ls/df, unlink, rmdir, and the errnos of the common mistakes.
+. /lib/marufs/guest-lib.sh
+M=/mnt/maru
+mkdir -p $M
+load_marufs || fail "insmod"
+mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
+mount -t marufs -o node=1 /dev/dax0.0 $M || fail "mount"
+
+mkdir $M/app1 || fail "mkdir app1"
+mkdir $M/app2 || fail "mkdir app2"
+mkdir $M/app1 2>/dev/null && fail "mkdir of an existing directory succeeded"
+ls $M | tr '\n' ' ' | grep -q 'app1 app2' || fail "ls root: $(ls $M)"
+mkdir $M/app1/sub 2>/dev/null && fail "nested directory accepted"
+echo x > $M/rootkey 2>/dev/null && fail "key created in the root"
+
+# Shell redirection and cp create keys; they are published on close.
+echo "hello marufs" > $M/app1/greeting || fail "redirect"
+[ "$(cat $M/app1/greeting)" = "hello marufs" ] || fail "read back: $(cat $M/app1/greeting)"
+dd if=/dev/urandom of=/tmp/blob bs=1M count=5 2>/dev/null
+cp /tmp/blob $M/app1/blob || fail "cp"
+cmp /tmp/blob $M/app1/blob || fail "blob differs"
+[ "$(stat -c %s $M/app1/blob)" = 5242880 ] || fail "size $(stat -c %s $M/app1/blob)"
+ls -l $M/app1
+
+# Published keys are immutable.
+echo more >> $M/app1/greeting 2>/dev/null && fail "append to a published key"
+echo again > $M/app1/greeting 2>/dev/null && fail "overwrite of a published key"
+truncate -s 0 $M/app1/greeting 2>/dev/null && fail "truncate of a published key"
+[ "$(cat $M/app1/greeting)" = "hello marufs" ] || fail "published key changed"
+
+# Empty key via touch; O_EXCL on an existing name.
+touch $M/app1/empty || fail "touch"
+[ "$(stat -c %s $M/app1/empty)" = 0 ] || fail "empty size"
+
+# Directory errors and unlink.
+rmdir $M/app1 2>/dev/null && fail "rmdir of a non-empty directory"
+rm $M/app1/greeting $M/app1/blob $M/app1/empty || fail "rm"
+[ -z "$(ls $M/app1)" ] || fail "app1 not empty: $(ls $M/app1)"
+cat $M/app1/greeting 2>/dev/null && fail "unlinked key still readable"
+rmdir $M/app1 || fail "rmdir"
+rmdir $M/app2 || fail "rmdir app2"
+used=$(df -k $M | tail -1 | awk '{print $3}')
+[ "$used" = 0 ] || { df -k $M; fail "space not returned: $used kB used"; }
+umount $M || fail "umount"
+
+# The heartbeat keeps the lease: changes still work after several leases.
+mount -t marufs -o node=1,lease_ms=500 /dev/dax0.0 $M || fail "mount lease_ms=500"
+sleep 3
+mkdir $M/later || fail "mkdir after 6 leases: $(dmesg | tail -3)"
+echo late > $M/later/k || fail "key after 6 leases"
+rm $M/later/k && rmdir $M/later || fail "cleanup"
+umount $M || fail "umount"
+rmmod marufs || fail "rmmod"
+log "keys: ok"
