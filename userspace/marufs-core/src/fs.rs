@@ -104,7 +104,6 @@ pub fn mount_check<M: Media>(m: &M) -> Result<MountInfo> {
 /// What this host has observed of a peer's heartbeat (local, not shared).
 #[derive(Clone, Copy, Debug, Default)]
 struct Obs {
-    valid: bool,
     epoch: u64,
     hb: u64,
     since: u64,
@@ -194,8 +193,8 @@ impl Tunables {
 
 const OWN_CACHE: usize = 32;
 
-/// Probe result: the match (slot, target, record) and the first reusable slot.
-type Probe<T> = (Option<(u64, u32, T)>, Option<u64>);
+/// Probe result: the match (slot, target) and the first reusable slot.
+type Probe = (Option<(u64, u32)>, Option<u64>);
 
 /// One host's handle on a pool.
 pub struct Fs<M: Media, E: Env> {
@@ -307,9 +306,11 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.m.flush(off, b.len() as u64)?;
         Ok(())
     }
+    #[inline(never)]
     fn ident(&self, h: u32) -> Result<Option<HostIdent>> {
         Ok(HostIdent::decode(&self.ld::<64>(self.geo.host_slot(h))?))
     }
+    #[inline(never)]
     fn peer(&self, h: u32) -> Result<PeerView> {
         let b = self.ld::<{ HOST_SLOT_SIZE as usize }>(self.geo.host_slot(h))?;
         let mut l0 = [0u8; 64];
@@ -323,42 +324,78 @@ impl<M: Media, E: Env> Fs<M, E> {
             ticket: super::layout::rd64(&b, host_word::TICKET as usize),
         })
     }
+    #[inline(never)]
     fn reg(&self, h: u32) -> Result<RegRec> {
         Ok(RegRec::decode(&self.ld::<REG_SIZE>(self.geo.reg(h))?))
     }
+    #[inline(never)]
     fn nshdr(&self) -> Result<NsHdr> {
         Ok(NsHdr::decode(&self.ld::<NSHDR_SIZE>(self.geo.nshdr_off)?))
     }
+    #[inline(never)]
     fn chunk_rec(&self, c: u32) -> Result<ChunkRec> {
         Ok(ChunkRec::decode(&self.ld::<16>(self.geo.chunk(c))?))
     }
-    fn entry_once(&self, e: u32) -> Result<Option<EntryRec>> {
+    /// One attempt at reading entry `e` into `out`; false on checksum failure.
+    #[inline(never)]
+    fn entry_once(&self, e: u32, out: &mut EntryRec) -> Result<bool> {
         if u64::from(e) >= self.geo.entry_count {
             return Err(Error::Corrupt);
         }
-        Ok(EntryRec::decode(&self.ld::<ENTRY_SIZE>(self.geo.entry(e))?))
+        let off = self.geo.entry(e);
+        let mut b = [0u8; ENTRY_SIZE];
+        self.m.invalidate(off, ENTRY_SIZE as u64)?;
+        self.m.load(off, &mut b)?;
+        Ok(out.decode_from(&b))
     }
-    /// Reads an entry, retrying while its checksum fails (a writer mid-update).
-    fn entry(&self, e: u32) -> Result<EntryRec> {
+    /// Reads entry `e` into `out`, retrying while its checksum fails (a writer
+    /// mid-update); `EAGAIN` after the bound.
+    #[inline(never)]
+    fn entry_into(&self, e: u32, out: &mut EntryRec) -> Result<()> {
         for _ in 0..self.tun.read_retries {
-            if let Some(r) = self.entry_once(e)? {
-                return Ok(r);
+            if self.entry_once(e, out)? {
+                return Ok(());
             }
             self.env.relax();
         }
         Err(Error::Again)
     }
-    fn dir_rec(&self, d: u32) -> Result<DirRec> {
+    /// Reads entry `e` (see [`Fs::entry_into`]).
+    fn entry(&self, e: u32) -> Result<EntryRec> {
+        let mut r = EntryRec::default();
+        self.entry_into(e, &mut r)?;
+        Ok(r)
+    }
+    /// Reads directory `d` into `out`, retrying while its checksum fails.
+    #[inline(never)]
+    fn dir_into(&self, d: u32, out: &mut DirRec) -> Result<()> {
         if d >= self.geo.dir_count {
             return Err(Error::NotFound);
         }
+        let off = self.geo.dir(d);
+        let mut b = [0u8; DIR_SIZE];
         for _ in 0..self.tun.read_retries {
-            if let Some(r) = DirRec::decode(&self.ld::<DIR_SIZE>(self.geo.dir(d))?) {
-                return Ok(r);
+            self.m.invalidate(off, DIR_SIZE as u64)?;
+            self.m.load(off, &mut b)?;
+            if out.decode_from(&b) {
+                return Ok(());
             }
             self.env.relax();
         }
         Err(Error::Again)
+    }
+    /// Reads directory `d` into `out`; `NotFound` unless it is in use.
+    fn dir_used_into(&self, d: u32, out: &mut DirRec) -> Result<()> {
+        self.dir_into(d, out)?;
+        if out.state != dir_state::USED {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+    fn dir_rec(&self, d: u32) -> Result<DirRec> {
+        let mut r = DirRec::default();
+        self.dir_into(d, &mut r)?;
+        Ok(r)
     }
     fn slot(&self, i: u64) -> Result<u64> {
         self.ld64(self.geo.slot(i))
@@ -376,21 +413,25 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.next_seq = seq + 1;
         Ok(())
     }
+    #[inline(never)]
     fn put_entry(&self, t: &mut Txn, e: u32, r: &EntryRec) -> Result<()> {
         let mut b = [0u8; ENTRY_SIZE];
         r.encode(&mut b);
         t.put(&self.m, &self.geo, self.geo.entry(e), &b)
     }
+    #[inline(never)]
     fn put_dir(&self, t: &mut Txn, d: u32, r: &DirRec) -> Result<()> {
         let mut b = [0u8; DIR_SIZE];
         r.encode(&mut b);
         t.put(&self.m, &self.geo, self.geo.dir(d), &b)
     }
+    #[inline(never)]
     fn put_reg(&self, t: &mut Txn, h: u32, r: &RegRec) -> Result<()> {
         let mut b = [0u8; REG_SIZE];
         r.encode(&mut b);
         t.put(&self.m, &self.geo, self.geo.reg(h), &b)
     }
+    #[inline(never)]
     fn put_nshdr(&self, t: &mut Txn, r: &NsHdr) -> Result<()> {
         let mut b = [0u8; NSHDR_SIZE];
         r.encode(&mut b);
@@ -452,12 +493,11 @@ impl<M: Media, E: Env> Fs<M, E> {
         let Some(o) = self.obs.get_mut(j as usize) else {
             return false;
         };
-        if !o.valid || o.epoch != ident.epoch || o.hb != hb {
+        if o.since == 0 || o.epoch != ident.epoch || o.hb != hb {
             *o = Obs {
-                valid: true,
                 epoch: ident.epoch,
                 hb,
-                since: now,
+                since: now.max(1),
             };
             return false;
         }
@@ -487,6 +527,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         r
     }
 
+    #[inline(never)]
     fn lock_inner(&mut self) -> Result<()> {
         self.ensure_lease()?;
         self.set_lock_word(host_word::CHOOSING, 1)?;
@@ -554,6 +595,7 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     /// Replays host `j`'s journal record if it is valid and neither applied by `j`
     /// nor replayed by a survivor. Returns the sequence to record.
+    #[inline(never)]
     fn replay_journal_of(&self, j: u32) -> Result<Option<u64>> {
         let reg = self.reg(j)?;
         match journal::pending(&self.m, &self.geo, j)? {
@@ -565,6 +607,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         }
     }
 
+    #[inline(never)]
     fn after_lock(&mut self, expired: u64) -> Result<()> {
         let ns = self.nshdr()?;
         // Phase 1: journals first, before any new mutation (replay is idempotent).
@@ -626,6 +669,7 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     /// Takes over fenced host `j` (possibly this host's own previous epoch): removes
     /// its creating entries, moves its chunks and orphans to this host.
+    #[inline(never)]
     fn recover_host(&mut self, j: u32) -> Result<()> {
         let reg = self.reg(j)?;
         let upto = reg.fenced_epoch;
@@ -643,6 +687,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     }
 
     /// Moves the chunks owned by `j` with epoch `<= upto` to this host.
+    #[inline(never)]
     fn take_chunks(&mut self, j: u32, upto: u64) -> Result<()> {
         let mut c = 0u32;
         while c < self.geo.chunk_count {
@@ -673,6 +718,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(())
     }
 
+    #[inline(never)]
     fn remove_creating_of(&mut self, j: u32, upto: u64) -> Result<()> {
         let mut i = 0u32;
         while i < CREATING_SLOTS {
@@ -686,9 +732,10 @@ impl<M: Media, E: Env> Fs<M, E> {
                 if u64::from(idx) >= self.geo.entry_count {
                     continue;
                 }
-                let e = self.entry(idx)?;
+                let mut e = EntryRec::default();
+                self.entry_into(idx, &mut e)?;
                 if e.state == entry_state::CREATING && e.creator == j && e.creator_epoch <= upto {
-                    self.remove_entry(idx, &e)?;
+                    self.remove_entry(idx, &mut e)?;
                 }
             }
             i += 16;
@@ -705,6 +752,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(())
     }
 
+    #[inline(never)]
     fn splice_orphans(&mut self, j: u32) -> Result<()> {
         if j == self.node {
             return Ok(());
@@ -717,7 +765,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut tail = rj.orphan_head;
         let mut n = 0u64;
         loop {
-            let e = self.entry(tail)?;
+            let mut e = EntryRec::default();
+            self.entry_into(tail, &mut e)?;
             if e.next == NIL {
                 break;
             }
@@ -728,7 +777,8 @@ impl<M: Media, E: Env> Fs<M, E> {
             tail = e.next;
         }
         let mut rm = self.reg(self.node)?;
-        let mut te = self.entry(tail)?;
+        let mut te = EntryRec::default();
+        self.entry_into(tail, &mut te)?;
         te.next = rm.orphan_head;
         let mut t = self.txn();
         self.put_entry(&mut t, tail, &te)?;
@@ -744,35 +794,38 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     /// Frees an entry that is creating (abort/recovery): its units, its index slot,
     /// its directory count. The caller holds the lock and owns the units' chunks.
-    fn remove_entry(&mut self, idx: u32, e: &EntryRec) -> Result<()> {
+    #[inline(never)]
+    fn remove_entry(&mut self, idx: u32, e: &mut EntryRec) -> Result<()> {
         let slot = self.find_slot_of(e.dir, e.name.as_bytes(), idx)?;
+        let (dir, creator, cslot) = (e.dir, e.creator, e.cslot);
         let mut t = self.txn();
         self.put_free_units(&mut t, e)?;
         let mut ns = self.nshdr()?;
-        let mut f = *e;
-        f.state = entry_state::FREE;
-        f.next = ns.free_head;
-        f.nextents = 0;
-        f.extents = [Extent::default(); MAX_EXTENTS];
+        // `e` becomes the free record (no second copy on the stack).
+        e.state = entry_state::FREE;
+        e.next = ns.free_head;
+        e.nextents = 0;
+        e.extents = [Extent::default(); MAX_EXTENTS];
         ns.free_head = idx;
         ns.free_count = ns.free_count.saturating_add(1);
-        self.put_entry(&mut t, idx, &f)?;
+        self.put_entry(&mut t, idx, e)?;
         self.put_nshdr(&mut t, &ns)?;
         if let Some(s) = slot {
             self.put_slot(&mut t, s, slot_pack(slot_state::TOMB, 0, 0, 0))?;
         }
-        if e.dir < self.geo.dir_count {
-            let mut d = self.dir_rec(e.dir)?;
+        if dir < self.geo.dir_count {
+            let mut d = DirRec::default();
+            self.dir_into(dir, &mut d)?;
             if d.state == dir_state::USED {
                 d.key_count = d.key_count.saturating_sub(1);
-                self.put_dir(&mut t, e.dir, &d)?;
+                self.put_dir(&mut t, dir, &d)?;
             }
         }
-        if e.creator == self.node && e.cslot < CREATING_SLOTS {
+        if creator == self.node && cslot < CREATING_SLOTS {
             t.put(
                 &self.m,
                 &self.geo,
-                self.geo.creating(self.node, e.cslot),
+                self.geo.creating(self.node, cslot),
                 &[0u8; 4],
             )?;
         }
@@ -780,6 +833,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     }
 
     /// Adds the bitmap lines that free `e`'s units to `t` (chunks this host owns).
+    #[inline(never)]
     fn put_free_units(&self, t: &mut Txn, e: &EntryRec) -> Result<()> {
         let ex = e.used_extents();
         for (i, x) in ex.iter().enumerate() {
@@ -923,6 +977,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(())
     }
 
+    #[inline(never)]
     fn release_free_chunks(&mut self) -> Result<()> {
         let mut c = 0u32;
         while c < self.geo.chunk_count {
@@ -1005,6 +1060,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     }
 
     /// Finds the used slot of (dir, name) whose target is `idx`.
+    #[inline(never)]
     fn find_slot_of(&self, dir: u32, name: &[u8], idx: u32) -> Result<Option<u64>> {
         let (pos, tag) = self.probe_start(dir, name);
         let mask = self.geo.index_slots - 1;
@@ -1022,9 +1078,10 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(None)
     }
 
-    /// Probes for a key. Returns the matching (slot, entry index, record) whose
-    /// state is creating or published, and the first reusable slot.
-    fn probe_key(&self, dir: u32, name: &Name) -> Result<Probe<EntryRec>> {
+    /// Probes for a key. Returns the matching (slot, entry index) whose state is
+    /// creating or published (its record in `out`), and the first reusable slot.
+    #[inline(never)]
+    fn probe_key(&self, dir: u32, name: &Name, out: &mut EntryRec) -> Result<Probe> {
         let (pos, tag) = self.probe_start(dir, name.as_bytes());
         let mask = self.geo.index_slots - 1;
         let mut free: Option<u64> = None;
@@ -1039,12 +1096,12 @@ impl<M: Media, E: Env> Fs<M, E> {
                     if u64::from(target) >= self.geo.entry_count {
                         continue;
                     }
-                    let e = self.entry(target)?;
-                    if (e.state == entry_state::CREATING || e.state == entry_state::PUBLISHED)
-                        && e.dir == dir
-                        && e.name.as_bytes() == name.as_bytes()
+                    self.entry_into(target, out)?;
+                    if (out.state == entry_state::CREATING || out.state == entry_state::PUBLISHED)
+                        && out.dir == dir
+                        && out.name.as_bytes() == name.as_bytes()
                     {
-                        return Ok((Some((i, target, e)), free));
+                        return Ok((Some((i, target)), free));
                     }
                 }
                 slot_state::USED => {}
@@ -1058,7 +1115,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok((None, free))
     }
 
-    fn probe_dir(&self, name: &Name) -> Result<Probe<DirRec>> {
+    #[inline(never)]
+    fn probe_dir(&self, name: &Name, out: &mut DirRec) -> Result<Probe> {
         let (pos, tag) = self.probe_start(ROOT_DIR, name.as_bytes());
         let mask = self.geo.index_slots - 1;
         let mut free: Option<u64> = None;
@@ -1071,9 +1129,9 @@ impl<M: Media, E: Env> Fs<M, E> {
                     if target >= self.geo.dir_count {
                         continue;
                     }
-                    let r = self.dir_rec(target)?;
-                    if r.state == dir_state::USED && r.name.as_bytes() == name.as_bytes() {
-                        return Ok((Some((i, target, r)), free));
+                    self.dir_into(target, out)?;
+                    if out.state == dir_state::USED && out.name.as_bytes() == name.as_bytes() {
+                        return Ok((Some((i, target)), free));
                     }
                 }
                 slot_state::USED => {}
@@ -1092,8 +1150,9 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// Looks a directory up by name (lock-free).
     pub fn lookup_dir(&self, name: &[u8]) -> Result<Dir> {
         let n = Name::new(name)?;
-        match self.probe_dir(&n)?.0 {
-            Some((_, id, rec)) => Ok(Dir { id, rec }),
+        let mut rec = DirRec::default();
+        match self.probe_dir(&n, &mut rec)?.0 {
+            Some((_, id)) => Ok(Dir { id, rec }),
             None => Err(Error::NotFound),
         }
     }
@@ -1111,7 +1170,8 @@ impl<M: Media, E: Env> Fs<M, E> {
     pub fn mkdir(&mut self, name: &[u8], uid: u32, gid: u32, mode: u32) -> Result<u32> {
         let n = Name::new(name)?;
         self.locked(|fs| {
-            let (found, free) = fs.probe_dir(&n)?;
+            let mut scratch = DirRec::default();
+            let (found, free) = fs.probe_dir(&n, &mut scratch)?;
             if found.is_some() {
                 return Err(Error::Exists);
             }
@@ -1155,7 +1215,8 @@ impl<M: Media, E: Env> Fs<M, E> {
     pub fn rmdir(&mut self, name: &[u8]) -> Result<()> {
         let n = Name::new(name)?;
         self.locked(|fs| {
-            let (slot, id, mut rec) = fs.probe_dir(&n)?.0.ok_or(Error::NotFound)?;
+            let mut rec = DirRec::default();
+            let (slot, id) = fs.probe_dir(&n, &mut rec)?.0.ok_or(Error::NotFound)?;
             if rec.key_count != 0 {
                 return Err(Error::NotEmpty);
             }
@@ -1193,7 +1254,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         mode: Option<u32>,
     ) -> Result<()> {
         self.locked(|fs| {
-            let mut rec = fs.stat_dir(id)?.rec;
+            let mut rec = DirRec::default();
+            fs.dir_used_into(id, &mut rec)?;
             rec.uid = uid.unwrap_or(rec.uid);
             rec.gid = gid.unwrap_or(rec.gid);
             rec.mode = mode.unwrap_or(rec.mode);
@@ -1212,8 +1274,9 @@ impl<M: Media, E: Env> Fs<M, E> {
         if dir >= self.geo.dir_count {
             return Err(Error::NotFound);
         }
-        match self.probe_key(dir, &n)?.0 {
-            Some((_, entry, rec)) if rec.state == entry_state::PUBLISHED => Ok(Key { entry, rec }),
+        let mut rec = EntryRec::default();
+        match self.probe_key(dir, &n, &mut rec)?.0 {
+            Some((_, entry)) if rec.state == entry_state::PUBLISHED => Ok(Key { entry, rec }),
             _ => Err(Error::NotFound),
         }
     }
@@ -1240,8 +1303,10 @@ impl<M: Media, E: Env> Fs<M, E> {
         let me = self.node;
         let cslot = self.free_cslot()?;
         self.locked(|fs| {
-            let mut d = fs.stat_dir(dir)?.rec;
-            let (found, free) = fs.probe_key(dir, &n)?;
+            let mut d = DirRec::default();
+            fs.dir_used_into(dir, &mut d)?;
+            let mut scratch = EntryRec::default();
+            let (found, free) = fs.probe_key(dir, &n, &mut scratch)?;
             if found.is_some() {
                 return Err(Error::Exists);
             }
@@ -1251,13 +1316,13 @@ impl<M: Media, E: Env> Fs<M, E> {
             let old_gen;
             if ns.free_head != NIL {
                 idx = ns.free_head;
-                let f = fs.entry(idx)?;
-                if f.state != entry_state::FREE {
+                fs.entry_into(idx, &mut scratch)?;
+                if scratch.state != entry_state::FREE {
                     return Err(Error::Corrupt);
                 }
-                ns.free_head = f.next;
+                ns.free_head = scratch.next;
                 ns.free_count = ns.free_count.saturating_sub(1);
-                old_gen = f.generation;
+                old_gen = scratch.generation;
             } else if u64::from(ns.hwm) < fs.geo.entry_count {
                 idx = ns.hwm;
                 ns.hwm += 1;
@@ -1267,7 +1332,9 @@ impl<M: Media, E: Env> Fs<M, E> {
             }
             ns.next_gen = ns.next_gen.wrapping_add(1).max(old_gen.wrapping_add(1));
             let now = fs.env.wall_ns();
-            let rec = EntryRec {
+            // The scratch record becomes the new entry (one record on the stack).
+            let rec = &mut scratch;
+            *rec = EntryRec {
                 state: entry_state::CREATING,
                 generation: ns.next_gen,
                 dir,
@@ -1288,7 +1355,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             d.mtime = now;
             let tag = hash_tag(name_hash(dir, name));
             let mut t = fs.txn();
-            fs.put_entry(&mut t, idx, &rec)?;
+            fs.put_entry(&mut t, idx, rec)?;
             fs.put_nshdr(&mut t, &ns)?;
             fs.put_dir(&mut t, dir, &d)?;
             t.put(
@@ -1307,6 +1374,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         })
     }
 
+    #[inline(never)]
     fn free_cslot(&mut self) -> Result<u32> {
         for k in 0..CREATING_SLOTS {
             let i = (self.cslot_hint + k) % CREATING_SLOTS;
@@ -1318,27 +1386,31 @@ impl<M: Media, E: Env> Fs<M, E> {
         Err(Error::Busy)
     }
 
-    fn my_creating(&self, h: &Handle) -> Result<EntryRec> {
-        let e = self.entry(h.entry)?;
+    #[inline(never)]
+    fn my_creating(&self, h: &Handle, e: &mut EntryRec) -> Result<()> {
+        self.entry_into(h.entry, e)?;
         if e.generation != h.generation || e.creator != self.node || e.creator_epoch != self.epoch {
             return Err(Error::Stale);
         }
         if e.state != entry_state::CREATING {
             return Err(Error::NotPermitted);
         }
-        Ok(e)
+        Ok(())
     }
 
     /// Data units backing the key (for writing its data before publish).
     pub fn extents(&self, h: &Handle) -> Result<EntryRec> {
-        self.my_creating(h)
+        let mut e = EntryRec::default();
+        self.my_creating(h, &mut e)?;
+        Ok(e)
     }
 
     /// Sets the size of a creating key, allocating 2 MiB units from this host's
     /// chunks (lock-free; takes the lock only to acquire a new chunk). Never frees.
     pub fn set_size(&mut self, h: &Handle, size: u64) -> Result<()> {
         self.ensure_lease()?;
-        let mut e = self.my_creating(h)?;
+        let mut e = EntryRec::default();
+        self.my_creating(h, &mut e)?;
         let need = size.div_ceil(UNIT);
         let have = e.units();
         if need > (MAX_EXTENTS as u64) * u64::from(self.geo.chunk_units) {
@@ -1392,10 +1464,10 @@ impl<M: Media, E: Env> Fs<M, E> {
                     let n = e.nextents as usize;
                     let merged = match n.checked_sub(1).and_then(|l| e.extents.get_mut(l)) {
                         Some(last)
-                            if last.start + last.count == x.start
+                            if last.start.checked_add(last.count) == Some(x.start)
                                 && last.start / self.geo.chunk_units == c =>
                         {
-                            last.count += x.count;
+                            last.count = last.count.saturating_add(x.count);
                             true
                         }
                         _ => false,
@@ -1430,6 +1502,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         }
     }
 
+    #[inline(never)]
     fn refresh_own(&mut self) -> Result<()> {
         self.own_n = 0;
         let mut c = 0u32;
@@ -1443,6 +1516,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(())
     }
 
+    #[inline(never)]
     fn own_free_units(&self) -> Result<u64> {
         let mut n = 0u64;
         for &c in self.own.iter().take(self.own_n) {
@@ -1456,6 +1530,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(n)
     }
 
+    #[inline(never)]
     fn acquire_chunk(&mut self) -> Result<()> {
         let c = self.locked(|fs| {
             let mut ns = fs.nshdr()?;
@@ -1500,8 +1575,10 @@ impl<M: Media, E: Env> Fs<M, E> {
     pub fn publish(&mut self, h: &Handle, data_crc: Option<u32>) -> Result<()> {
         let me = self.node;
         self.locked(|fs| {
-            let mut e = fs.my_creating(h)?;
-            let mut d = fs.stat_dir(e.dir)?.rec;
+            let mut e = EntryRec::default();
+            fs.my_creating(h, &mut e)?;
+            let mut d = DirRec::default();
+            fs.dir_used_into(e.dir, &mut d)?;
             e.state = entry_state::PUBLISHED;
             if let Some(c) = data_crc {
                 e.flags |= EF_DATA_CRC;
@@ -1522,8 +1599,9 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// Abandons a creating key: frees its name, entry and units.
     pub fn abort(&mut self, h: &Handle) -> Result<()> {
         self.locked(|fs| {
-            let e = fs.my_creating(h)?;
-            fs.remove_entry(h.entry, &e)
+            let mut e = EntryRec::default();
+            fs.my_creating(h, &mut e)?;
+            fs.remove_entry(h.entry, &mut e)
         })
     }
 
@@ -1532,8 +1610,9 @@ impl<M: Media, E: Env> Fs<M, E> {
     pub fn unlink(&mut self, dir: u32, name: &[u8]) -> Result<()> {
         let n = Name::new(name)?;
         self.locked(|fs| {
-            let (slot, idx, mut e) = match fs.probe_key(dir, &n)?.0 {
-                Some(x) if x.2.state == entry_state::PUBLISHED => x,
+            let mut e = EntryRec::default();
+            let (slot, idx) = match fs.probe_key(dir, &n, &mut e)?.0 {
+                Some(x) if e.state == entry_state::PUBLISHED => x,
                 _ => return Err(Error::NotFound),
             };
             let q = match e.used_extents().first() {
@@ -1548,7 +1627,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                 None => fs.node,
             };
             let mut rq = fs.reg(q)?;
-            let mut d = fs.stat_dir(dir)?.rec;
+            let mut d = DirRec::default();
+            fs.dir_used_into(dir, &mut d)?;
             e.state = entry_state::UNLINKED;
             e.next = rq.orphan_head;
             e.ctime = fs.env.wall_ns();
@@ -1572,15 +1652,16 @@ impl<M: Media, E: Env> Fs<M, E> {
         let o = Name::new(old)?;
         let n = Name::new(new)?;
         self.locked(|fs| {
-            let (slot, idx, mut e) = match fs.probe_key(dir, &o)?.0 {
-                Some(x) if x.2.state == entry_state::PUBLISHED => x,
-                _ => return Err(Error::NotFound),
-            };
-            let (found, free) = fs.probe_key(dir, &n)?;
+            let mut e = EntryRec::default();
+            let (found, free) = fs.probe_key(dir, &n, &mut e)?;
             if found.is_some() {
                 return Err(Error::Exists);
             }
             let nslot = free.ok_or(Error::NoEntries)?;
+            let (slot, idx) = match fs.probe_key(dir, &o, &mut e)?.0 {
+                Some(x) if e.state == entry_state::PUBLISHED => x,
+                _ => return Err(Error::NotFound),
+            };
             e.name = n;
             e.ctime = fs.env.wall_ns();
             let tag = hash_tag(name_hash(dir, new));
@@ -1603,8 +1684,9 @@ impl<M: Media, E: Env> Fs<M, E> {
     ) -> Result<()> {
         let n = Name::new(name)?;
         self.locked(|fs| {
-            let (_, idx, mut e) = match fs.probe_key(dir, &n)?.0 {
-                Some(x) if x.2.state == entry_state::PUBLISHED => x,
+            let mut e = EntryRec::default();
+            let idx = match fs.probe_key(dir, &n, &mut e)?.0 {
+                Some((_, idx)) if e.state == entry_state::PUBLISHED => idx,
                 _ => return Err(Error::NotFound),
             };
             e.uid = uid.unwrap_or(e.uid);
@@ -1633,7 +1715,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                     && dir != ROOT_DIR
                     && u64::from(target) < self.geo.entry_count
                 {
-                    let e = self.entry(target)?;
+                    let mut e = EntryRec::default();
+                    self.entry_into(target, &mut e)?;
                     if e.state == entry_state::PUBLISHED && e.dir == dir {
                         return Ok(Some((
                             Key {
@@ -1667,7 +1750,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         let off = self.hold_word(entry);
         let w = self.ld64(off)? | (1u64 << (entry % 64));
         self.st_flush(off, &w.to_le_bytes())?;
-        let e = self.entry(entry)?;
+        let mut e = EntryRec::default();
+        self.entry_into(entry, &mut e)?;
         if e.state == entry_state::PUBLISHED && e.generation == generation {
             return Ok(());
         }
@@ -1687,6 +1771,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.st_flush(off, &w.to_le_bytes())
     }
 
+    #[inline(never)]
     fn held_by_anyone(&self, entry: u32) -> Result<bool> {
         for j in 0..self.geo.max_hosts {
             let Some(id) = self.ident(j)? else {
@@ -1719,7 +1804,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                 if steps > fs.geo.entry_count {
                     return Err(Error::Corrupt);
                 }
-                let e = fs.entry(cur)?;
+                let mut e = EntryRec::default();
+                fs.entry_into(cur, &mut e)?;
                 if e.state != entry_state::UNLINKED {
                     return Err(Error::Corrupt);
                 }
@@ -1740,7 +1826,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                 if prev == NIL {
                     r.orphan_head = e.next;
                 } else {
-                    let mut p = fs.entry(prev)?;
+                    let mut p = EntryRec::default();
+                    fs.entry_into(prev, &mut p)?;
                     p.next = e.next;
                     fs.put_entry(&mut t, prev, &p)?;
                 }

@@ -724,37 +724,39 @@ impl DirRec {
     }
     /// Decodes; `None` on CRC mismatch or bad field (all-zero decodes as free).
     pub fn decode(b: &[u8; DIR_SIZE]) -> Option<DirRec> {
+        let mut d = DirRec::default();
+        if d.decode_from(b) {
+            Some(d)
+        } else {
+            None
+        }
+    }
+    /// Decodes into `self` without temporaries; false on CRC mismatch or bad field.
+    pub fn decode_from(&mut self, b: &[u8; DIR_SIZE]) -> bool {
         if rd32(b, 508) == 0 && b.iter().all(|&x| x == 0) {
-            return Some(DirRec::default());
+            *self = DirRec::default();
+            return true;
         }
         if crc_with_hole(b, 508) != rd32(b, 508) {
-            return None;
+            return false;
         }
         let len = rd16(b, 4);
-        if usize::from(len) > NAME_MAX {
-            return None;
-        }
-        let mut name = Name {
-            bytes: [0; NAME_MAX],
-            len: len as u8,
-        };
-        copy_out(b, 64, &mut name.bytes);
         let state = rd32(b, 0);
-        if state > dir_state::USED {
-            return None;
+        if usize::from(len) > NAME_MAX || state > dir_state::USED {
+            return false;
         }
-        Some(DirRec {
-            state,
-            generation: rd64(b, 8),
-            uid: rd32(b, 16),
-            gid: rd32(b, 20),
-            mode: rd32(b, 24),
-            ctime: rd64(b, 32),
-            mtime: rd64(b, 40),
-            key_count: rd64(b, 48),
-            bytes: rd64(b, 56),
-            name,
-        })
+        self.state = state;
+        self.generation = rd64(b, 8);
+        self.uid = rd32(b, 16);
+        self.gid = rd32(b, 20);
+        self.mode = rd32(b, 24);
+        self.ctime = rd64(b, 32);
+        self.mtime = rd64(b, 40);
+        self.key_count = rd64(b, 48);
+        self.bytes = rd64(b, 56);
+        self.name.len = len as u8;
+        copy_out(b, 64, &mut self.name.bytes);
+        true
     }
 }
 
@@ -860,8 +862,18 @@ impl EntryRec {
     }
     /// Decodes; `None` on CRC mismatch or out-of-range fields.
     pub fn decode(b: &[u8; ENTRY_SIZE]) -> Option<EntryRec> {
+        let mut e = EntryRec::default();
+        if e.decode_from(b) {
+            Some(e)
+        } else {
+            None
+        }
+    }
+    /// Decodes into `self` without temporaries; false (and `self` unspecified) on
+    /// CRC mismatch or out-of-range fields.
+    pub fn decode_from(&mut self, b: &[u8; ENTRY_SIZE]) -> bool {
         if crc_with_hole(b, 508) != rd32(b, 508) {
-            return None;
+            return false;
         }
         let len = rd16(b, 20);
         let state = rd32(b, 0);
@@ -870,38 +882,32 @@ impl EntryRec {
             || state > entry_state::UNLINKED
             || nextents as usize > MAX_EXTENTS
         {
-            return None;
+            return false;
         }
-        let mut e = EntryRec {
-            state,
-            flags: rd32(b, 4),
-            generation: rd64(b, 8),
-            dir: rd32(b, 16),
-            size: rd64(b, 24),
-            uid: rd32(b, 32),
-            gid: rd32(b, 36),
-            mode: rd32(b, 40),
-            next: rd32(b, 44) ^ NIL,
-            ctime: rd64(b, 48),
-            mtime: rd64(b, 56),
-            crtime: rd64(b, 64),
-            creator: rd32(b, 72),
-            cslot: rd32(b, 76),
-            creator_epoch: rd64(b, 80),
-            data_crc: rd32(b, 88),
-            nextents,
-            extents: [Extent::default(); MAX_EXTENTS],
-            name: Name {
-                bytes: [0; NAME_MAX],
-                len: len as u8,
-            },
-        };
-        for (i, x) in e.extents.iter_mut().enumerate() {
+        self.state = state;
+        self.flags = rd32(b, 4);
+        self.generation = rd64(b, 8);
+        self.dir = rd32(b, 16);
+        self.size = rd64(b, 24);
+        self.uid = rd32(b, 32);
+        self.gid = rd32(b, 36);
+        self.mode = rd32(b, 40);
+        self.next = rd32(b, 44) ^ NIL;
+        self.ctime = rd64(b, 48);
+        self.mtime = rd64(b, 56);
+        self.crtime = rd64(b, 64);
+        self.creator = rd32(b, 72);
+        self.cslot = rd32(b, 76);
+        self.creator_epoch = rd64(b, 80);
+        self.data_crc = rd32(b, 88);
+        self.nextents = nextents;
+        for (i, x) in self.extents.iter_mut().enumerate() {
             x.start = rd32(b, 96 + i * 8);
             x.count = rd32(b, 100 + i * 8);
         }
-        copy_out(b, 160, &mut e.name.bytes);
-        Some(e)
+        self.name.len = len as u8;
+        copy_out(b, 160, &mut self.name.bytes);
+        true
     }
     /// Units held by the extents in use (saturating).
     pub fn units(&self) -> u64 {
