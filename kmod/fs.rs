@@ -454,6 +454,9 @@ pub struct KeyState {
     /// Open files of this key on this host holding it (the host-wide hold
     /// bit is set while this is non-zero; changed under the fs mutex).
     holders: AtomicU32,
+    /// Growing the unpublished key failed (ENOSPC...): its data is
+    /// incomplete, so it is discarded instead of published.
+    failed: AtomicBool,
 }
 
 impl KeyState {
@@ -483,6 +486,10 @@ fn units(r: &EntryRec) -> u64 {
 /// before anyone can read them (they may hold a deleted key's bytes).
 /// `shrink`: the size may also go down (truncate).
 fn set_size_zeroed(d: &MountData, fs: &mut CoreFs, k: &KeyState, size: u64, shrink: bool) -> Result {
+    set_size_inner(d, fs, k, size, shrink).inspect_err(|_| k.failed.store(true, Ordering::Release))
+}
+
+fn set_size_inner(d: &MountData, fs: &mut CoreFs, k: &KeyState, size: u64, shrink: bool) -> Result {
     let before = fs.extents(&k.handle()).map_err(kerr)?;
     if size == before.size || (size < before.size && !shrink) {
         return Ok(());
@@ -522,6 +529,7 @@ impl Keys for Marufs {
             creating: AtomicBool::new(creating),
             creator_open: AtomicBool::new(false),
             holders: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -548,6 +556,15 @@ impl Keys for Marufs {
         // heartbeat does).
         let _ = fs.drain_orphans();
         Ok(())
+    }
+
+    fn rename(d: &MountData, dir: u64, old: &[u8], new: &[u8]) -> Result {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            // Application directories are not renamed.
+            return Err(EPERM);
+        };
+        ensure_rw(d)?;
+        d.fs().rename(id, old, new).map_err(kerr)
     }
 
     fn open(d: &MountData, k: &KeyState, write: bool) -> Result<OpenKey> {
@@ -581,7 +598,13 @@ impl Keys for Marufs {
 
     fn release(d: &MountData, k: &KeyState, f: OpenKey) {
         let mut fs = d.fs();
-        if f.creator && k.creating.load(Ordering::Acquire) {
+        if f.creator && k.creating.load(Ordering::Acquire) && k.failed.load(Ordering::Acquire) {
+            // A write or truncate failed: never publish incomplete data.
+            k.creating.store(false, Ordering::Release);
+            if let Err(e) = fs.abort(&k.handle()) {
+                pr_warn!("key entry {}: discarding failed key: error {}\n", k.entry, e.errno());
+            }
+        } else if f.creator && k.creating.load(Ordering::Acquire) {
             match fs.publish(&k.handle(), None) {
                 Ok(()) => k.creating.store(false, Ordering::Release),
                 Err(e) => {

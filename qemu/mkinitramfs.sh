@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
 out=$1 ko=$2; shift 2
-root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
+root=$(mktemp -d); chmod 755 "$root"; trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,lib/marufs,etc,tests,proc,sys,dev,tmp,run,mnt,home,root}
 
 copy_with_libs() {  # copy an ELF and the libraries it needs, keeping paths

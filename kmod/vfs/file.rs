@@ -49,6 +49,8 @@ pub trait Keys: Namespace {
     fn create(d: &Self::Data, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs>;
     /// Removes key `name` from `dir`.
     fn unlink(d: &Self::Data, dir: u64, name: &[u8]) -> Result;
+    /// Renames key `old` to `new` within directory `dir` (`new` must not exist).
+    fn rename(d: &Self::Data, dir: u64, old: &[u8], new: &[u8]) -> Result;
     /// Opens a key; `write` if the file is opened for writing.
     fn open(d: &Self::Data, k: &Self::KeyState, write: bool) -> Result<Self::OpenKey>;
     /// The last reference to an open file went away (publishes a key the
@@ -365,6 +367,49 @@ pub(crate) unsafe extern "C" fn unlink_cb(dir: *mut bindings::inode, dentry: *mu
             }
             0
         }
+        Err(e) => e.to_errno(),
+    }
+}
+
+const RENAME_NOREPLACE: u32 = 1;
+
+/// `inode_operations.rename`: keys, within one directory.
+///
+/// # Safety
+///
+/// VFS contract: both directories and dentries are locked and live.
+pub(crate) unsafe extern "C" fn rename_cb(
+    _idmap: *mut bindings::mnt_idmap,
+    old_dir: *mut bindings::inode,
+    old_dentry: *mut bindings::dentry,
+    new_dir: *mut bindings::inode,
+    new_dentry: *mut bindings::dentry,
+    flags: u32,
+) -> c_int {
+    if flags & !RENAME_NOREPLACE != 0 {
+        return EINVAL.to_errno();
+    }
+    if old_dir != new_dir {
+        // Keys move only within their application directory.
+        return EXDEV.to_errno();
+    }
+    // SAFETY: VFS contract.
+    if !unsafe { (*new_dentry).d_inode }.is_null() {
+        // Keys are immutable: replacing one by rename is refused.
+        return EEXIST.to_errno();
+    }
+    // SAFETY: VFS contract.
+    let (d, old, dino) = match unsafe { inode::dir_args(old_dir, old_dentry) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: VFS contract: the new dentry's name is stable while locked.
+    let new = match unsafe { inode::dir_args(new_dir, new_dentry) } {
+        Ok((_, n, _)) => n,
+        Err(e) => return e.to_errno(),
+    };
+    match Fs::rename(d, dino, old, new) {
+        Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }

@@ -230,6 +230,7 @@ static DIR_IOPS: bindings::inode_operations = {
     o.lookup = Some(lookup_cb);
     o.create = Some(file::create_cb);
     o.unlink = Some(file::unlink_cb);
+    o.rename = Some(file::rename_cb);
     o.setattr = Some(file::setattr_cb);
     o
 };

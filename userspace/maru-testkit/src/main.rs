@@ -68,6 +68,36 @@ enum Cmd {
         /// Path of a published key of at most 2 MiB.
         path: String,
     },
+    /// Concurrent create/publish/read/unlink from several processes, every
+    /// byte read verified. Key names carry their seed and length.
+    Stress {
+        /// Application directory to work in.
+        dir: String,
+        /// Worker processes.
+        #[arg(long, default_value_t = 4)]
+        procs: u32,
+        /// Operations per worker.
+        #[arg(long, default_value_t = 200)]
+        ops: u32,
+        /// Largest key in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        max_len: usize,
+        /// Run seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// (internal) one stress worker.
+    StressWorker {
+        dir: String,
+        #[arg(long)]
+        id: u32,
+        #[arg(long)]
+        ops: u32,
+        #[arg(long)]
+        max_len: usize,
+        #[arg(long)]
+        seed: u64,
+    },
     /// (internal) map PATH and touch byte OFFSET: dies of SIGBUS if invalid.
     Touch {
         /// Path of the key.
@@ -204,8 +234,160 @@ fn smaps_field_kb(block: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Parses "p{id}-{i}-{seed}-{len}".
+fn parse_key_name(name: &str) -> Option<(u64, usize)> {
+    let mut it = name.split('-').skip(2);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn stress_worker(
+    dir: &str,
+    id: u32,
+    ops: u32,
+    max_len: usize,
+    seed: u64,
+) -> Result<(u64, u64, u64)> {
+    use std::io::{Read, Write};
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9) ^ (u64::from(id) << 32) | 1);
+    let mut mine: Vec<String> = Vec::new();
+    let (mut created, mut verified, mut unlinked) = (0u64, 0u64, 0u64);
+    for i in 0..ops {
+        match rng.below(10) {
+            0..=3 => {
+                let len = 1 + rng.below(max_len as u64) as usize;
+                let kseed = rng.next() >> 1;
+                let name = format!("p{id}-{i}-{kseed}-{len}");
+                let path = format!("{dir}/{name}");
+                let mut data = vec![0u8; len];
+                fill(&mut data, kseed);
+                if rng.below(2) == 0 {
+                    let mut f = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)?;
+                    f.write_all(&data)
+                        .with_context(|| format!("write {path}"))?;
+                } else {
+                    let f = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)?;
+                    f.set_len(len as u64)?;
+                    // SAFETY: our unpublished key.
+                    let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }?;
+                    m.copy_from_slice(&data);
+                }
+                mine.push(name);
+                created += 1;
+            }
+            4..=7 => {
+                // Read any key in the directory (others' too); it may vanish.
+                let names: Vec<String> = std::fs::read_dir(dir)?
+                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect();
+                if names.is_empty() {
+                    continue;
+                }
+                let name = &names[rng.below(names.len() as u64) as usize];
+                let Some((kseed, len)) = parse_key_name(name) else {
+                    bail!("unexpected name {name}");
+                };
+                let path = format!("{dir}/{name}");
+                let f = match std::fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).with_context(|| format!("open {path}")),
+                };
+                if rng.below(2) == 0 {
+                    let mut buf = Vec::new();
+                    (&f).read_to_end(&mut buf)?;
+                    if buf.len() != len {
+                        bail!("{path}: read {} bytes, want {len}", buf.len());
+                    }
+                    check(&buf, kseed, &path)?;
+                } else {
+                    // SAFETY: published keys are immutable.
+                    let m = unsafe { MmapOptions::new().len(len).map(&f) }?;
+                    check(&m, kseed, &path)?;
+                }
+                verified += 1;
+            }
+            _ => {
+                if !mine.is_empty() {
+                    let k = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                    std::fs::remove_file(format!("{dir}/{k}"))?;
+                    unlinked += 1;
+                }
+            }
+        }
+    }
+    Ok((created, verified, unlinked))
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Stress {
+            dir,
+            procs,
+            ops,
+            max_len,
+            seed,
+        } => {
+            let me = std::env::current_exe()?;
+            let t = Instant::now();
+            let kids: Vec<_> = (0..procs)
+                .map(|id| {
+                    std::process::Command::new(&me)
+                        .args(["stress-worker", &dir])
+                        .args(["--id", &id.to_string(), "--ops", &ops.to_string()])
+                        .args([
+                            "--max-len",
+                            &max_len.to_string(),
+                            "--seed",
+                            &seed.to_string(),
+                        ])
+                        .spawn()
+                })
+                .collect::<std::io::Result<_>>()?;
+            let mut bad = 0;
+            for mut k in kids {
+                if !k.wait()?.success() {
+                    bad += 1;
+                }
+            }
+            if bad > 0 {
+                bail!("{bad} of {procs} workers failed");
+            }
+            println!(
+                "stress: {procs} processes x {ops} ops in {:.1} s, all bytes verified",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::StressWorker {
+            dir,
+            id,
+            ops,
+            max_len,
+            seed,
+        } => {
+            let (c, v, u) = stress_worker(&dir, id, ops, max_len, seed)
+                .with_context(|| format!("worker {id}"))?;
+            println!("worker {id}: created {c}, verified {v}, unlinked {u}");
+        }
         Cmd::KeyWrite { path, len, seed } => {
             let f = OpenOptions::new()
                 .read(true)
