@@ -220,3 +220,11 @@ fn crash_at_every_point_then_rejoin() {
         }
     }
 }
+
+#[test]
+fn fs_context_size() {
+    // The kernel allocates Fs with the mount; keep it small.
+    let n = std::mem::size_of::<Fs<&MemMedia, Clock>>();
+    println!("size_of Fs = {n}");
+    assert!(n < 2560, "Fs grew to {n} bytes");
+}
