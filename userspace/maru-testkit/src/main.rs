@@ -98,6 +98,28 @@ enum Cmd {
         #[arg(long)]
         seed: u64,
     },
+    /// Data-path and metadata benchmark: marufs vs raw device-dax mmap and
+    /// vs tmpfs, measured in the same run; prints ratios.
+    Bench {
+        /// Raw device-dax device (its first bytes are overwritten: run before mkfs).
+        #[arg(long)]
+        raw: String,
+        /// Directory on a mounted marufs.
+        #[arg(long)]
+        maru: String,
+        /// Directory on tmpfs.
+        #[arg(long)]
+        tmpfs: String,
+        /// Data size.
+        #[arg(long, default_value_t = 32 << 20)]
+        len: usize,
+        /// Repetitions of each metadata operation.
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// Only the raw part: print it (then mkfs/mount and run the rest).
+        #[arg(long)]
+        raw_only: bool,
+    },
     /// (internal) map PATH and touch byte OFFSET: dies of SIGBUS if invalid.
     Touch {
         /// Path of the key.
@@ -233,6 +255,81 @@ fn smaps_field_kb(block: &str, name: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Write bandwidth (GB/s) through `m` and the faults its first touch took.
+fn write_bw(m: &mut [u8]) -> (f64, u64) {
+    let src: Vec<u8> = (0..m.len()).map(|i| pattern_byte(7, i)).collect();
+    let f0 = minor_faults();
+    let t = Instant::now();
+    m.copy_from_slice(&src);
+    let w = t.elapsed().as_secs_f64();
+    (m.len() as f64 / 1e9 / w, minor_faults() - f0)
+}
+
+/// Read bandwidth (GB/s) through a fresh mapping `m` (faults included) and
+/// the faults taken.
+fn read_bw(m: &[u8]) -> (f64, u64) {
+    let f0 = minor_faults();
+    let t = Instant::now();
+    let mut acc = 0u64;
+    for c in m.chunks_exact(8) {
+        acc = acc.wrapping_add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+    }
+    let r = t.elapsed().as_secs_f64();
+    std::hint::black_box(acc);
+    (m.len() as f64 / 1e9 / r, minor_faults() - f0)
+}
+
+/// p50 and p99 in microseconds.
+fn pct(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let at = |q: f64| {
+        v.get(((v.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (at(0.5), at(0.99))
+}
+
+/// Latencies (µs) of create+size+publish, open+mmap+munmap+close, stat, unlink.
+fn meta_bench(dir: &str, iters: usize) -> Result<[(f64, f64); 4]> {
+    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    let (mut c, mut o, mut st, mut u) = (vec![], vec![], vec![], vec![]);
+    for i in 0..iters {
+        let p = format!("{dir}/bench-{i}");
+        let t = Instant::now();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)?;
+        f.set_len(2 << 20)?;
+        drop(f);
+        c.push(us(t));
+    }
+    for i in 0..iters {
+        let p = format!("{dir}/bench-{i}");
+        let t = Instant::now();
+        let f = std::fs::File::open(&p)?;
+        // SAFETY: read-only mapping of an immutable key, dropped at once.
+        let m = unsafe { MmapOptions::new().len(2 << 20).map(&f) }?;
+        drop(m);
+        drop(f);
+        o.push(us(t));
+        let t = Instant::now();
+        std::fs::metadata(&p)?;
+        st.push(us(t));
+    }
+    for i in 0..iters {
+        let p = format!("{dir}/bench-{i}");
+        let t = Instant::now();
+        std::fs::remove_file(&p)?;
+        u.push(us(t));
+    }
+    Ok([pct(c), pct(o), pct(st), pct(u)])
+}
+
+const RAW_RESULT: &str = "/tmp/bench-raw";
 
 struct Rng(u64);
 impl Rng {
@@ -376,6 +473,104 @@ fn main() -> Result<()> {
                 "stress: {procs} processes x {ops} ops in {:.1} s, all bytes verified",
                 t.elapsed().as_secs_f64()
             );
+        }
+        Cmd::Bench {
+            raw,
+            maru,
+            tmpfs,
+            len,
+            iters,
+            raw_only,
+        } => {
+            if raw_only {
+                let f = OpenOptions::new().read(true).write(true).open(&raw)?;
+                // SAFETY: the device is not in use (before mkfs).
+                let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }?;
+                let (w, wf) = write_bw(&mut m);
+                drop(m);
+                // SAFETY: as above.
+                let m = unsafe { MmapOptions::new().len(len).map(&f) }?;
+                let (r, rf) = read_bw(&m);
+                std::fs::write(RAW_RESULT, format!("{w} {r} {wf} {rf}"))?;
+                println!(
+                    "raw {raw}: write {w:.2} GB/s ({wf} faults), read {r:.2} GB/s ({rf} faults)"
+                );
+                return Ok(());
+            }
+            let raw_s = std::fs::read_to_string(RAW_RESULT).context("run --raw-only first")?;
+            let v: Vec<f64> = raw_s
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let (rw, rr, rwf, rrf) = (v[0], v[1], v[2] as u64, v[3] as u64);
+            let path = format!("{maru}/bench-data");
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            f.set_len(len as u64)?;
+            // SAFETY: our unpublished key.
+            let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }?;
+            let (mw, mwf) = write_bw(&mut m);
+            drop(m);
+            drop(f);
+            let f = std::fs::File::open(&path)?;
+            // SAFETY: published, immutable.
+            let m = unsafe { MmapOptions::new().len(len).map(&f) }?;
+            let (mr, mrf) = read_bw(&m);
+            drop(m);
+            drop(f);
+            std::fs::remove_file(&path)?;
+            println!("== data path, {} MiB (same run, same machine)", len >> 20);
+            println!(
+                "   {:<24} {:>10} {:>10} {:>8}",
+                "", "raw devdax", "marufs", "ratio"
+            );
+            println!(
+                "   {:<24} {:>10.2} {:>10.2} {:>8.2}",
+                "write GB/s",
+                rw,
+                mw,
+                mw / rw
+            );
+            println!(
+                "   {:<24} {:>10.2} {:>10.2} {:>8.2}",
+                "read GB/s",
+                rr,
+                mr,
+                mr / rr
+            );
+            println!(
+                "   {:<24} {:>10} {:>10}",
+                "faults (write mapping)", rwf, mwf
+            );
+            println!("   {:<24} {:>10} {:>10}", "faults (read mapping)", rrf, mrf);
+            let mt = meta_bench(&maru, iters)?;
+            let tt = meta_bench(&tmpfs, iters)?;
+            println!("== metadata, {iters} ops each, µs (p50 / p99)");
+            println!(
+                "   {:<28} {:>17} {:>17} {:>11}",
+                "", "tmpfs", "marufs", "p50 ratio"
+            );
+            let names = [
+                "create+ftruncate+publish",
+                "open+mmap+munmap+close",
+                "stat",
+                "unlink",
+            ];
+            for (k, n) in names.iter().enumerate() {
+                let (a, b) = (tt[k], mt[k]);
+                println!(
+                    "   {:<28} {:>8.1} / {:>6.1} {:>8.1} / {:>6.1} {:>10.2}x",
+                    n,
+                    a.0,
+                    a.1,
+                    b.0,
+                    b.1,
+                    b.0 / a.0.max(0.001)
+                );
+            }
         }
         Cmd::StressWorker {
             dir,

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Benchmark (not a pass/fail on speed): a 32 MiB key through a marufs mapping
+# vs the raw /dev/dax0.0 mapping, faults per mapping, and metadata latency vs
+# tmpfs, measured in the same run. Under TCG absolute numbers are inflated;
+# the ratios are what to read.
+. /lib/marufs/guest-lib.sh
+M=/mnt/maru
+mkdir -p $M /tmp/tmpfs-bench
+maru-testkit bench --raw-only --raw /dev/dax0.0 --maru x --tmpfs x || fail "raw bench"
+load_marufs || fail "insmod"
+mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
+mount -t marufs /dev/dax0.0 $M || fail "mount"
+mkdir $M/bench
+maru-testkit bench --raw /dev/dax0.0 --maru $M/bench --tmpfs /tmp/tmpfs-bench --iters ${BENCH_ITERS:-200} || fail "bench"
+umount $M
+log "bench: ok"
