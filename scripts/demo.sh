@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The marufs demo: set up the machine, build everything, then boot two guests
-# (two QEMU processes = two hosts) on one emulated CXL memory device.
-# Host A writes a pattern into the shared memory through /dev/dax0.0; host B
-# reads it back byte-exact, with no network between them.
+# (two QEMU processes = two hosts) on one emulated CXL memory device, both
+# mounting it with marufs. Host A formats the pool and stores KV keys; host B
+# mounts the same pool, sees the keys, reads them zero-copy through mmap
+# (2 MiB mappings) and stores its own; both race to create the same names
+# (exactly one wins each); A still reads B's key after B unmounted.
 #   scripts/demo.sh [cxl|nvdimm]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -10,14 +12,15 @@ topo=${1:-cxl}
 if [ "$(id -u)" = 0 ]; then "$MARUFS_ROOT/scripts/setup.sh"; else sudo "$MARUFS_ROOT/scripts/setup.sh"; fi
 kdir=$("$MARUFS_ROOT/scripts/build-kernel.sh" normal)
 ko=$("$MARUFS_ROOT/scripts/build-module.sh" normal)
-cargo build --release -q -p maru-testkit
-initrd=$("$MARUFS_ROOT/qemu/mkinitramfs.sh" "$MARUFS_ROOT/out/initramfs-normal.cpio.gz" "$ko" \
-    "$MARUFS_ROOT/target/release/maru-testkit")
+cargo build --release -q -p maru-testkit -p mkfs-marufs -p maru-fsck
+bins=()
+for b in maru-testkit mkfs-marufs maru-fsck; do bins+=("$MARUFS_ROOT/target/release/$b"); done
+initrd=$("$MARUFS_ROOT/qemu/mkinitramfs.sh" "$MARUFS_ROOT/out/initramfs-normal.cpio.gz" "$ko" "${bins[@]}")
 pool=/dev/shm/marufs-demo-$$.pool
 dir="$MARUFS_ROOT/out/demo"; mkdir -p "$dir"
 trap 'rm -f "$pool"' EXIT
 run() { "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kdir/arch/x86/boot/bzImage" -i "$initrd" -t "$topo" \
-    -p "$pool" -s 512M -r "$1" -P "$2" -T dax-share.sh -l "$dir/$1.log" -w 600; }
+    -p "$pool" -s 512M -r "$1" -P "$2" -T share-keys.sh -l "$dir/$1.log" -w 900 -c 1; }
 log "booting host A and host B on one shared $topo device ($pool)"
 : >"$dir/a.log"
 run a 1 & pa=$!
@@ -30,4 +33,4 @@ for h in a b; do
 done
 grep -q 'MARUFS-RESULT rc=0' "$dir/a.log" && grep -q 'MARUFS-RESULT rc=0' "$dir/b.log" \
     || die "demo failed (logs in $dir)"
-log "demo ok: host B read host A's bytes through shared CXL memory"
+log "demo ok: two hosts shared KV keys through marufs on one CXL memory device"

@@ -837,11 +837,11 @@ impl<M: Media, E: Env> Fs<M, E> {
     fn put_free_units(&self, t: &mut Txn, e: &EntryRec) -> Result<()> {
         let ex = e.used_extents();
         for (i, x) in ex.iter().enumerate() {
-            let c = x.start / self.geo.chunk_units;
+            let c = self.geo.chunk_of(x.start);
             if ex
                 .iter()
                 .take(i)
-                .any(|y| y.start / self.geo.chunk_units == c)
+                .any(|y| self.geo.chunk_of(y.start) == c)
             {
                 continue; // chunk already handled
             }
@@ -849,11 +849,11 @@ impl<M: Media, E: Env> Fs<M, E> {
                 continue;
             }
             let mut line = self.ld::<64>(self.geo.bitmap(c))?;
-            for y in ex.iter().filter(|y| y.start / self.geo.chunk_units == c) {
+            for y in ex.iter().filter(|y| self.geo.chunk_of(y.start) == c) {
                 for u in 0..y.count {
                     bit_set(
                         &mut line,
-                        (y.start % self.geo.chunk_units).saturating_add(u),
+                        self.geo.unit_in_chunk(y.start).saturating_add(u),
                         false,
                     );
                 }
@@ -1465,7 +1465,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     let merged = match n.checked_sub(1).and_then(|l| e.extents.get_mut(l)) {
                         Some(last)
                             if last.start.checked_add(last.count) == Some(x.start)
-                                && last.start / self.geo.chunk_units == c =>
+                                && self.geo.chunk_of(last.start) == c =>
                         {
                             last.count = last.count.saturating_add(x.count);
                             true
@@ -1536,7 +1536,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             let mut ns = fs.nshdr()?;
             let n = fs.geo.chunk_count;
             for k in 0..n {
-                let c = (ns.chunk_hint.wrapping_add(k)) % n;
+                let c = ns.chunk_hint.wrapping_add(k).checked_rem(n).unwrap_or(0);
                 if fs.chunk_rec(c)?.owner == 0 {
                     let mut t = fs.txn();
                     let rec = ChunkRec {
@@ -1553,7 +1553,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     let mut r = fs.reg(fs.node)?;
                     r.chunks_owned = r.chunks_owned.saturating_add(1);
                     fs.put_reg(&mut t, fs.node, &r)?;
-                    ns.chunk_hint = (c + 1) % n;
+                    ns.chunk_hint = c.wrapping_add(1).checked_rem(n).unwrap_or(0);
                     fs.put_nshdr(&mut t, &ns)?;
                     fs.commit(t)?;
                     return Ok(c);
@@ -1617,7 +1617,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             };
             let q = match e.used_extents().first() {
                 Some(x) => {
-                    let r = fs.chunk_rec(x.start / fs.geo.chunk_units)?;
+                    let r = fs.chunk_rec(fs.geo.chunk_of(x.start))?;
                     if r.owner != 0 && r.owner <= fs.geo.max_hosts {
                         r.owner - 1
                     } else {
@@ -1810,7 +1810,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     return Err(Error::Corrupt);
                 }
                 let owned = e.used_extents().iter().all(|x| {
-                    fs.chunk_rec(x.start / fs.geo.chunk_units)
+                    fs.chunk_rec(fs.geo.chunk_of(x.start))
                         .map(|r| r.owner == me + 1)
                         .unwrap_or(false)
                 });

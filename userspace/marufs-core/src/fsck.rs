@@ -222,7 +222,7 @@ fn extents_ok(g: &Geometry, e: &EntryRec) -> bool {
         let end = u64::from(x.start) + u64::from(x.count);
         x.count > 0
             && end <= g.data_units
-            && x.start / g.chunk_units == ((end - 1) as u32) / g.chunk_units
+            && g.chunk_of(x.start) == g.chunk_of((end - 1) as u32)
     })
 }
 

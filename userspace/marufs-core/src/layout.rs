@@ -203,6 +203,17 @@ pub struct GeometryParams {
 }
 
 impl Geometry {
+    /// The chunk holding data unit `u` (no division by a zero `chunk_units`
+    /// of a corrupt geometry: that would be a kernel panic).
+    pub fn chunk_of(&self, u: u32) -> u32 {
+        u.checked_div(self.chunk_units).unwrap_or(0)
+    }
+
+    /// The index of data unit `u` within its chunk.
+    pub fn unit_in_chunk(&self, u: u32) -> u32 {
+        u.checked_rem(self.chunk_units).unwrap_or(0)
+    }
+
     /// Derives the geometry; `None` when the parameters are impossible.
     pub fn compute(p: &GeometryParams) -> Option<Geometry> {
         if p.max_hosts == 0 || p.max_hosts as usize > MAX_HOSTS {
@@ -222,7 +233,7 @@ impl Geometry {
             } else {
                 p.bytes_per_entry
             };
-            (p.total_size / bpe).max(if p.allow_small { 64 } else { MIN_ENTRIES })
+            p.total_size.checked_div(bpe).unwrap_or(0).max(if p.allow_small { 64 } else { MIN_ENTRIES })
         };
         if entries == 0 || entries > MAX_ENTRIES {
             return None;
