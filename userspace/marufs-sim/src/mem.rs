@@ -109,7 +109,7 @@ impl Sim {
                 crash_ppm: 0,
                 may_crash: vec![false; hosts],
                 evict_ppm: 20_000,
-                switch_ppm: 250_000,
+                switch_ppm: 120_000,
                 steps: 0,
                 round_limit: u64::MAX,
                 livelock: false,
