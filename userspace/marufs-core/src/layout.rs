@@ -247,7 +247,7 @@ impl Geometry {
         while chunk_units < MAX_CHUNK_UNITS && u64::from(chunk_units) * 2 * 16 <= total_units {
             chunk_units *= 2;
         }
-        let chunk_max = total_units.div_ceil(u64::from(chunk_units));
+        let chunk_max = total_units.div_ceil(u64::from(chunk_units.max(1)));
         let hosts = u64::from(p.max_hosts);
         let holds_bytes = align_up(entries.div_ceil(8), LINE);
         let mut off = AREAS_OFF;
@@ -276,7 +276,7 @@ impl Geometry {
         if data_units < 2 {
             return None;
         }
-        let chunk_count = data_units.div_ceil(u64::from(chunk_units));
+        let chunk_count = data_units.div_ceil(u64::from(chunk_units.max(1)));
         Some(Geometry {
             total_size: p.total_size,
             max_hosts: p.max_hosts,
