@@ -838,11 +838,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         let ex = e.used_extents();
         for (i, x) in ex.iter().enumerate() {
             let c = self.geo.chunk_of(x.start);
-            if ex
-                .iter()
-                .take(i)
-                .any(|y| self.geo.chunk_of(y.start) == c)
-            {
+            if ex.iter().take(i).any(|y| self.geo.chunk_of(y.start) == c) {
                 continue; // chunk already handled
             }
             if c >= self.geo.chunk_count {

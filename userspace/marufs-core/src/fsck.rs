@@ -220,9 +220,7 @@ fn extents_ok(g: &Geometry, e: &EntryRec) -> bool {
     }
     e.used_extents().iter().all(|x| {
         let end = u64::from(x.start) + u64::from(x.count);
-        x.count > 0
-            && end <= g.data_units
-            && g.chunk_of(x.start) == g.chunk_of((end - 1) as u32)
+        x.count > 0 && end <= g.data_units && g.chunk_of(x.start) == g.chunk_of((end - 1) as u32)
     })
 }
 

@@ -233,7 +233,10 @@ impl Geometry {
             } else {
                 p.bytes_per_entry
             };
-            p.total_size.checked_div(bpe).unwrap_or(0).max(if p.allow_small { 64 } else { MIN_ENTRIES })
+            p.total_size
+                .checked_div(bpe)
+                .unwrap_or(0)
+                .max(if p.allow_small { 64 } else { MIN_ENTRIES })
         };
         if entries == 0 || entries > MAX_ENTRIES {
             return None;
