@@ -541,13 +541,30 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.set_lock_word(host_word::TICKET, mine)?;
         self.set_lock_word(host_word::CHOOSING, 0)?;
         let mut expired: u64 = 0;
+        // A peer's identity line that stays unreadable longer than a lease
+        // plus the margin is not a joining host (that writes it in one line)
+        // but damage: it is not waited for. And no acquisition waits forever:
+        // past the deadline the caller gets `Again` instead of a hang.
+        let patience = self.tun.lease_ns.saturating_add(self.tun.margin_ns);
+        let deadline = self.env.now_ns().saturating_add(patience.saturating_mul(4));
+        // One patience period for all torn slots of this acquisition.
+        let mut torn_since = 0u64;
         for j in 0..self.geo.max_hosts {
             if j == self.node {
                 continue;
             }
             loop {
+                if self.env.now_ns() > deadline {
+                    return Err(Error::Again);
+                }
                 let v = self.peer(j)?;
                 let Some(id) = v.ident else {
+                    let now = self.env.now_ns();
+                    if torn_since == 0 {
+                        torn_since = now.max(1);
+                    } else if now.saturating_sub(torn_since) > patience {
+                        break;
+                    }
                     // Torn identity line: the peer is joining; look again.
                     self.wait()?;
                     continue;

@@ -34,15 +34,19 @@ fn run_range(start: u64, n: u64, cfg: &Config) {
     );
 }
 
+/// Default seed count: thousands in optimised builds (the test command runs
+/// `cargo test --release`), fewer in debug builds.
+const DEFAULT_SEEDS: u64 = if cfg!(debug_assertions) { 200 } else { 2000 };
+
 #[test]
 fn seeds_a() {
-    let n = seed_count(200) / 2;
+    let n = seed_count(DEFAULT_SEEDS) / 2;
     run_range(0, n, &Config::default());
 }
 
 #[test]
 fn seeds_b() {
-    let n = seed_count(200);
+    let n = seed_count(DEFAULT_SEEDS);
     run_range(n / 2, n - n / 2, &Config::default());
 }
 
