@@ -583,6 +583,14 @@ impl Keys for Marufs {
             return Err(EPERM);
         }
         let mut fs = d.fs();
+        if !fs.is_joined() {
+            // A read-only mount has not joined the pool: it reads without
+            // holds (see Documentation/design/security.md).
+            return Ok(OpenKey {
+                creator: false,
+                held: false,
+            });
+        }
         if k.holders.load(Ordering::Relaxed) == 0 {
             fs.hold(k.entry, k.generation).map_err(|e| match e {
                 CoreError::Stale | CoreError::NotFound => ENOENT,

@@ -25,6 +25,13 @@ cmp /tmp/blob $M/app1/blob || fail "blob differs"
 [ "$(stat -c %s $M/app1/blob)" = 5242880 ] || fail "size $(stat -c %s $M/app1/blob)"
 ls -l $M/app1
 
+# A read-only mount (another mount = another node) reads published keys.
+mkdir -p /mnt/ro
+mount -t marufs -o ro,node=9 /dev/dax0.0 /mnt/ro || fail "read-only mount"
+cmp /tmp/blob /mnt/ro/app1/blob || fail "read-only mount reads differently"
+echo x > /mnt/ro/app1/new 2>/dev/null && fail "create on a read-only mount"
+umount /mnt/ro || fail "umount ro"
+
 # Published keys are immutable.
 echo more >> $M/app1/greeting 2>/dev/null && fail "append to a published key"
 echo again > $M/app1/greeting 2>/dev/null && fail "overwrite of a published key"
