@@ -648,7 +648,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                 }
                 any = true;
             }
-            if expired & bit != 0 || ns.pending_recovery & bit != 0 {
+            if expired & bit != 0 || ns.pending_recovery & bit != 0 || self.rejoining(j)? {
                 if let Some(seq) = self.replay_journal_of(j)? {
                     let mut t = self.txn();
                     let mut reg = self.reg(j)?;
@@ -682,6 +682,20 @@ impl<M: Media, E: Env> Fs<M, E> {
             }
         }
         Ok(())
+    }
+
+    /// True while host `j` is inside `join` (new epoch written, previous epoch not
+    /// yet fenced by its own join): its journal is quiescent, and a record still
+    /// pending there is its dead incarnation's, which the lock holder replays.
+    #[inline(never)]
+    fn rejoining(&self, j: u32) -> Result<bool> {
+        let Some(id) = self.ident(j)? else {
+            return Ok(false);
+        };
+        Ok(
+            id.state == host_state::ACTIVE
+                && self.reg(j)?.fenced_epoch.saturating_add(1) < id.epoch,
+        )
     }
 
     /// Takes over fenced host `j` (possibly this host's own previous epoch): removes
@@ -880,7 +894,25 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     /// Joins the pool: new epoch, then (under the lock) recovery of this host's
     /// previous epoch if it did not leave cleanly.
+    ///
+    /// Rejoin rule: until it holds the namespace lock, a joining host writes only
+    /// its own lines (heartbeat, holds, identity, lock words), never its journal's
+    /// targets. A survivor that judged the previous epoch dead may be replaying
+    /// and taking it over right now; under the lock this host sees that work
+    /// complete (`fenced_epoch`) and defers to it. The new identity is written
+    /// before the old lock words are cleared: from then on every lock holder
+    /// treats a pending record of this host as its dead incarnation's and
+    /// replays it before mutating (`rejoining`), so a lock the previous
+    /// incarnation died holding is not entered over a half-applied record.
     pub fn join(&mut self) -> Result<()> {
+        let r = self.join_inner();
+        if r.is_err() {
+            self.joined = false;
+        }
+        r
+    }
+
+    fn join_inner(&mut self) -> Result<()> {
         let me = self.node;
         let old = self.ident(me)?.unwrap_or_default();
         let reg = self.reg(me)?;
@@ -890,20 +922,10 @@ impl<M: Media, E: Env> Fs<M, E> {
             .unwrap_or(0);
         self.next_seq = applied.max(rec).max(reg.replayed_seq).saturating_add(1);
         if old.state == host_state::ACTIVE {
-            // Our previous incarnation died. Show we are alive first (survivors
-            // restart their expiry observation), then finish its last journal
-            // record before our lock words change: if it was a locked mutation,
-            // its (still set) ticket keeps everyone else out meanwhile.
+            // Our previous incarnation died: show we are alive (survivors that
+            // have not judged it yet restart their expiry observation).
             let now = self.env.now_ns();
             self.renew(now)?;
-            if reg.fenced_epoch < old.epoch {
-                if let Some(p) = journal::pending(&self.m, &self.geo, me)? {
-                    if p.seq > reg.replayed_seq {
-                        journal::apply(&self.m, &self.geo, me, &p)?;
-                    }
-                    journal::mark_applied(&self.m, &self.geo, me, p.seq)?;
-                }
-            }
         }
         // Drop the holds of the previous incarnation.
         let z = [0u8; 64];
@@ -913,8 +935,6 @@ impl<M: Media, E: Env> Fs<M, E> {
             o += 64;
         }
         self.m.flush(self.geo.holds(me), self.geo.holds_bytes)?;
-        self.set_lock_word(host_word::CHOOSING, 0)?;
-        self.set_lock_word(host_word::TICKET, 0)?;
         self.epoch = old.epoch.max(reg.fenced_epoch).saturating_add(1);
         let now = self.env.now_ns();
         let id = HostIdent {
@@ -927,14 +947,18 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut b = [0u8; 64];
         id.encode(&mut b);
         self.st_flush(self.geo.host_slot(me), &b)?;
+        // Only now may the old ticket go (see the rejoin rule above).
+        self.set_lock_word(host_word::CHOOSING, 0)?;
+        self.set_lock_word(host_word::TICKET, 0)?;
         self.joined = true;
         self.renew(now)?;
         self.obs = [Obs::default(); MAX_HOSTS];
         self.own_n = 0;
-        let crashed = old.state == host_state::ACTIVE;
+        let old_epoch = old.epoch;
         self.locked(|fs| {
-            if crashed && fs.reg(me)?.fenced_epoch < old.epoch {
-                // Our previous epoch died without being fenced: fence it ourselves.
+            if fs.reg(me)?.fenced_epoch < old_epoch {
+                // Nobody fenced our previous epoch (it crashed, or left cleanly):
+                // replay its journal if still pending, fence it, take it over.
                 if let Some(seq) = fs.replay_journal_of(me)? {
                     let mut r = fs.reg(me)?;
                     r.replayed_seq = seq;
@@ -943,7 +967,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     fs.commit(t)?;
                 }
                 let mut r = fs.reg(me)?;
-                r.fenced_epoch = old.epoch;
+                r.fenced_epoch = old_epoch;
                 let mut ns = fs.nshdr()?;
                 ns.pending_recovery |= 1 << me;
                 let mut t = fs.txn();
@@ -952,7 +976,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                 fs.commit(t)?;
                 fs.recover_host(me)?;
             }
-            // Chunks still owned by an older epoch of ours (clean leave) are re-stamped.
+            // Chunks still owned by an older epoch of ours are re-stamped.
             let upto = fs.epoch - 1;
             fs.take_chunks(me, upto)?;
             fs.remove_creating_of(me, upto)?;

@@ -1007,3 +1007,249 @@ pub fn seed_count(default: u64) -> u64 {
 
 /// Keep `Arc` in the public API surface used by tests.
 pub type SimRef = Arc<Sim>;
+
+// ---------------------------------------------------------------- targeted scenarios
+
+type Job<'a> = Box<dyn FnOnce() -> Result<(), String> + Send + 'a>;
+
+fn e(w: &'static str) -> impl Fn(Error) -> String {
+    move |x| format!("{w}: {x:?}")
+}
+
+/// Runs one job per host concurrently under the baton scheduler.
+fn run_jobs(sim: &Arc<Sim>, jobs: Vec<(usize, Job<'_>)>) -> Vec<Result<(), String>> {
+    let hosts: Vec<usize> = jobs.iter().map(|j| j.0).collect();
+    sim.start_round(&hosts, 3_000_000);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = jobs
+            .into_iter()
+            .map(|(h, job)| {
+                let sim2 = sim.clone();
+                s.spawn(move || {
+                    let r = job();
+                    sim2.finish(h);
+                    r
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("job panicked".into())))
+            .collect()
+    })
+}
+
+fn open_join(sim: &Arc<Sim>, h: usize) -> Result<HostFs, Error> {
+    sim.restart(h);
+    let m = SimMedia {
+        sim: sim.clone(),
+        host: h,
+    };
+    let mut fs = Fs::open(m.clone(), m, h as u32, tunables())?;
+    fs.join()?;
+    Ok(fs)
+}
+
+/// Rejoin race (targeted): host 1 dies inside `unlink`, holding the namespace
+/// lock, and restarts and rejoins while host 0 works. Schedule: host 0 runs
+/// `a_first` media calls, host 1 runs `j_ops`, host 0 runs to the end of its
+/// work, then both freely. The pool must then pass an online fsck, lookups must
+/// match, and after both hosts leave a strict fsck must be clean.
+///
+/// - `quick == false` (takeover): host 1 dies after applying its record, before
+///   marking it applied; host 0 has watched it silent past lease + margin and
+///   judges it dead, replays its journal and takes it over (`check_peers`,
+///   then `drain_orphans`) while host 1 rejoins.
+/// - `quick == true`: host 1 dies halfway through applying its record and
+///   rejoins at once; host 0, which never judged it dead, waits for the lock
+///   and unlinks another key of the same directory.
+pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> {
+    let size = 64 * UNIT;
+    let sim = Sim::new(2, size, 7);
+    let oracle = Oracle(sim.clone());
+    let opts = FormatOptions {
+        params: GeometryParams {
+            total_size: size,
+            max_hosts: 2,
+            entries: 48,
+            bytes_per_entry: 0,
+            dirs: 4,
+            allow_small: true,
+        },
+        uuid: [7; 16],
+        label: [0; 64],
+        now: 1,
+    };
+    let geo = format(&oracle, &opts, &mut |_, _| {})
+        .map_err(|e| format!("format: {e:?}"))?
+        .geo;
+    sim.lock().evict_ppm = 0;
+    // Both hosts up; host 0 makes the directory, host 1 publishes three keys.
+    let mut a: Option<HostFs> = None;
+    let mut j: Option<HostFs> = None;
+    run_jobs(
+        &sim,
+        vec![(
+            0,
+            Box::new(|| {
+                let mut fs = open_join(&sim, 0).map_err(e("join 0"))?;
+                fs.mkdir(b"d", 0, 0, 0o755).map_err(e("mkdir"))?;
+                a = Some(fs);
+                Ok(())
+            }),
+        )],
+    )
+    .remove(0)?;
+    run_jobs(
+        &sim,
+        vec![(
+            1,
+            Box::new(|| {
+                let mut fs = open_join(&sim, 1).map_err(e("join 1"))?;
+                let d = fs.lookup_dir(b"d").map_err(e("lookup_dir"))?.id;
+                for k in 0..3 {
+                    let h = fs
+                        .create(d, &key_name(k), 0, 0, 0o644)
+                        .map_err(e("create"))?;
+                    fs.set_size(&h, UNIT).map_err(e("set_size"))?;
+                    fs.publish(&h, None).map_err(e("publish"))?;
+                }
+                j = Some(fs);
+                Ok(())
+            }),
+        )],
+    )
+    .remove(0)?;
+    // Host 1 dies inside unlink, holding the lock, after applying its record
+    // and before marking it applied.
+    sim.lock().crash_on_store = Some((1, if quick { geo.reg(1) } else { geo.journal(1) }));
+    let mut jfs = j.take().ok_or("host 1 missing")?;
+    let r = run_jobs(
+        &sim,
+        vec![(
+            1,
+            Box::new(|| match jfs.unlink(0, &key_name(0)) {
+                Err(x) if is_crash(&x) => Ok(()),
+                other => Err(format!("unlink did not crash: {other:?}")),
+            }),
+        )],
+    );
+    drop(jfs);
+    r.into_iter().collect::<Result<Vec<()>, String>>()?;
+    // Host 0 starts observing host 1; then host 1 stays silent past its lease.
+    let mut afs = a.take().ok_or("host 0 missing")?;
+    if !quick {
+        run_jobs(
+            &sim,
+            vec![(
+                0,
+                Box::new(|| afs.check_peers().map(|_| ()).map_err(e("check_peers"))),
+            )],
+        )
+        .remove(0)?;
+        for _ in 0..15 {
+            sim.lock().clock += LEASE / 5;
+            run_jobs(
+                &sim,
+                vec![(0, Box::new(|| afs.heartbeat().map_err(e("heartbeat"))))],
+            )
+            .remove(0)?;
+        }
+    }
+    // The race.
+    {
+        let mut g = sim.lock();
+        g.script.push_back((0, a_first));
+        g.script.push_back((1, j_ops));
+        g.script.push_back((0, 1_000_000));
+    }
+    let mut jnew: Option<HostFs> = None;
+    let res = run_jobs(
+        &sim,
+        vec![
+            (
+                0,
+                Box::new(|| {
+                    if quick {
+                        afs.unlink(0, &key_name(1)).map_err(e("unlink 1"))?;
+                    } else {
+                        afs.check_peers().map_err(e("check_peers"))?;
+                    }
+                    afs.drain_orphans().map_err(e("drain"))?;
+                    Ok(())
+                }),
+            ),
+            (
+                1,
+                Box::new(|| {
+                    // A stall long enough to be fenced again is legitimate.
+                    match open_join(&sim, 1) {
+                        Ok(fs) => jnew = Some(fs),
+                        Err(Error::Fenced | Error::Again) => {}
+                        Err(x) => return Err(format!("rejoin: {x:?}")),
+                    }
+                    Ok(())
+                }),
+            ),
+        ],
+    );
+    sim.lock().script.clear();
+    for r in res {
+        r?;
+    }
+    for h in 0..2 {
+        sim.writeback_all(h);
+    }
+    let rep = run_fsck(&oracle, true);
+    if rep.errors != 0 {
+        return Err(format!("online fsck after the race: {:?}", rep.findings));
+    }
+    // Keys 1 and 2 are still published, key 0 is gone.
+    let mut jfs = jnew.take();
+    let res = run_jobs(
+        &sim,
+        vec![
+            (
+                0,
+                Box::new(|| {
+                    for k in 0..3 {
+                        let r = afs.lookup(0, &key_name(k));
+                        match (k, r) {
+                            (0, Err(Error::NotFound)) | (2, Ok(_)) => {}
+                            (1, Err(Error::NotFound)) if quick => {}
+                            (1, Ok(_)) if !quick => {}
+                            (_, r) => return Err(format!("lookup key {k}: {r:?}")),
+                        }
+                    }
+                    afs.leave().map_err(e("leave 0"))
+                }),
+            ),
+            (
+                1,
+                Box::new(|| {
+                    let mut fs = match jfs.take() {
+                        Some(mut fs) => match fs.heartbeat() {
+                            Err(Error::Fenced) => {
+                                fs.join().map_err(e("join again"))?;
+                                fs
+                            }
+                            _ => fs,
+                        },
+                        None => open_join(&sim, 1).map_err(e("join again"))?,
+                    };
+                    fs.leave().map_err(e("leave 1"))
+                }),
+            ),
+        ],
+    );
+    for r in res {
+        r?;
+    }
+    for h in 0..2 {
+        sim.writeback_all(h);
+    }
+    let rep = run_fsck(&oracle, false);
+    if rep.errors != 0 {
+        return Err(format!("final fsck: {:?}", rep.findings));
+    }
+    Ok(())
+}

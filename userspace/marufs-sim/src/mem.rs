@@ -1,7 +1,7 @@
 //! Simulated shared memory with per-host non-coherent write-back caches and a
 //! deterministic baton-passing scheduler.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use marufs_core::{Env, Media, MediaError};
@@ -85,6 +85,11 @@ pub struct Inner {
     pub faults: Faults,
     last_run: Vec<u64>,
     idle: Vec<bool>,
+    /// Forced schedule for targeted scenarios: (host, media calls) segments run in
+    /// order (a segment ends early when its host stops running); then random.
+    pub script: VecDeque<(usize, u64)>,
+    /// Crash `host` just before its next store at exactly `offset` (targeted scenarios).
+    pub crash_on_store: Option<(usize, u64)>,
 }
 
 /// Shared simulator state.
@@ -116,6 +121,8 @@ impl Sim {
                 faults: Faults::default(),
                 last_run: vec![0; hosts],
                 idle: vec![false; hosts],
+                script: VecDeque::new(),
+                crash_on_store: None,
             }),
             cvs: (0..hosts).map(|_| Condvar::new()).collect(),
         })
@@ -142,6 +149,9 @@ impl Sim {
         if let Some(&first) = hosts.get(g.rng.below(hosts.len() as u64) as usize) {
             g.turn = first;
         }
+        if let Some(h) = g.scripted() {
+            g.turn = h;
+        }
     }
 
     fn wait_turn(&self, h: usize) -> Result<MutexGuard<'_, Inner>, MediaError> {
@@ -158,6 +168,13 @@ impl Sim {
     }
 
     fn pass(&self, g: &mut Inner, h: usize, force: bool) {
+        if let Some(next) = g.scripted() {
+            g.turn = next;
+            if next != h {
+                self.cvs[next].notify_one();
+            }
+            return;
+        }
         let n = g.runnable.len();
         let steps = g.steps;
         g.last_run[h] = steps;
@@ -244,11 +261,24 @@ impl Sim {
     fn op<T>(
         &self,
         h: usize,
+        store_at: Option<u64>,
         f: impl FnOnce(&mut Inner) -> Result<T, MediaError>,
     ) -> Result<T, MediaError> {
         let mut g = self.wait_turn(h)?;
         g.steps += 1;
         g.clock += 1;
+        if let Some(seg) = g.script.front_mut() {
+            if seg.0 == h {
+                seg.1 = seg.1.saturating_sub(1);
+            }
+        }
+        if let (Some(at), Some(c)) = (store_at, g.crash_on_store) {
+            if c == (h, at) {
+                g.crash_on_store = None;
+                self.crash_locked(&mut g, h);
+                return Err(MediaError::Crashed);
+            }
+        }
         if g.steps > g.round_limit {
             g.livelock = true;
             for cv in &self.cvs {
@@ -291,6 +321,17 @@ fn lines(off: u64, len: u64) -> std::ops::Range<u64> {
 }
 
 impl Inner {
+    /// The host the script says runs next (drops finished segments).
+    fn scripted(&mut self) -> Option<usize> {
+        while let Some(&(sh, left)) = self.script.front() {
+            if left == 0 || !self.runnable.get(sh).copied().unwrap_or(false) {
+                self.script.pop_front();
+                continue;
+            }
+            return Some(sh);
+        }
+        None
+    }
     fn watch(&self, what: &str, h: usize, l: u64, d: &[u8; 64]) {
         if let Ok(w) = std::env::var("MARUFS_SIM_WATCH") {
             if w.parse::<u64>().ok() == Some(l) {
@@ -355,7 +396,7 @@ impl Media for SimMedia {
     }
     fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
         let h = self.host;
-        self.sim.op(h, |g| {
+        self.sim.op(h, None, |g| {
             if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
                 return Err(MediaError::OutOfBounds);
             }
@@ -373,7 +414,7 @@ impl Media for SimMedia {
     }
     fn store(&self, off: u64, buf: &[u8]) -> Result<(), MediaError> {
         let h = self.host;
-        self.sim.op(h, |g| {
+        self.sim.op(h, Some(off), |g| {
             if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
                 return Err(MediaError::OutOfBounds);
             }
@@ -392,7 +433,7 @@ impl Media for SimMedia {
     }
     fn flush(&self, off: u64, len: u64) -> Result<(), MediaError> {
         let h = self.host;
-        self.sim.op(h, |g| {
+        self.sim.op(h, None, |g| {
             if overlaps(g.faults.drop_flush, off, len) {
                 return Ok(());
             }
@@ -414,7 +455,7 @@ impl Media for SimMedia {
     }
     fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
         let h = self.host;
-        self.sim.op(h, |g| {
+        self.sim.op(h, None, |g| {
             if overlaps(g.faults.drop_invalidate, off, len) {
                 return Ok(());
             }
