@@ -68,6 +68,8 @@ pub struct MountData {
     heartbeat: Option<PeriodicWork>,
     /// The lease was lost; said once.
     fenced: AtomicBool,
+    /// Heartbeat ticks so far.
+    ticks: AtomicU32,
 }
 
 impl MountData {
@@ -279,6 +281,7 @@ impl FileSystem for Marufs {
                 },
                 heartbeat: None,
                 fenced: AtomicBool::new(false),
+                ticks: AtomicU32::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -485,18 +488,25 @@ fn units(r: &EntryRec) -> u64 {
 /// Sets the size of an unpublished key; units it newly allocates are zeroed
 /// before anyone can read them (they may hold a deleted key's bytes).
 /// `shrink`: the size may also go down (truncate).
-fn set_size_zeroed(d: &MountData, fs: &mut CoreFs, k: &KeyState, size: u64, shrink: bool) -> Result {
-    set_size_inner(d, fs, k, size, shrink).inspect_err(|_| k.failed.store(true, Ordering::Release))
+fn set_size_zeroed(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Result {
+    set_size_inner(d, k, size, shrink).inspect_err(|_| k.failed.store(true, Ordering::Release))
 }
 
-fn set_size_inner(d: &MountData, fs: &mut CoreFs, k: &KeyState, size: u64, shrink: bool) -> Result {
-    let before = fs.extents(&k.handle()).map_err(kerr)?;
-    if size == before.size || (size < before.size && !shrink) {
-        return Ok(());
-    }
-    fs.set_size(&k.handle(), size).map_err(kerr)?;
-    let after = fs.extents(&k.handle()).map_err(kerr)?;
-    let mut skip = units(&before);
+/// The metadata change runs under the mount mutex; the zeroing (slow: 2 MiB
+/// per unit) runs after it is dropped, so the heartbeat is never starved by
+/// the data path. Nobody else can see the new units meanwhile: the key is
+/// unpublished and the caller is its creator.
+fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Result {
+    let (had, after) = {
+        let mut fs = d.fs();
+        let before = fs.extents(&k.handle()).map_err(kerr)?;
+        if size == before.size || (size < before.size && !shrink) {
+            return Ok(());
+        }
+        fs.set_size(&k.handle(), size).map_err(kerr)?;
+        (units(&before), fs.extents(&k.handle()).map_err(kerr)?)
+    };
+    let mut skip = had;
     for e in after.extents.iter().take(after.nextents as usize) {
         let n = u64::from(e.count);
         if skip >= n {
@@ -672,7 +682,7 @@ impl Keys for Marufs {
             return Err(EPERM);
         }
         ensure_rw(d)?;
-        set_size_zeroed(d, &mut d.fs(), k, size, false)
+        set_size_zeroed(d, k, size, false)
     }
 
     fn setattr(d: &MountData, ino: u64, k: Option<&KeyState>, a: &SetAttr) -> Result<Attrs> {
@@ -695,7 +705,9 @@ impl Keys for Marufs {
                 let k = k.ok_or(EINVAL)?;
                 if k.creating.load(Ordering::Acquire) {
                     if let Some(size) = a.size {
-                        set_size_zeroed(d, &mut fs, k, size, true)?;
+                        drop(fs);
+                        set_size_zeroed(d, k, size, true)?;
+                        fs = d.fs();
                     }
                     if mode.is_some() || a.uid.is_some() || a.gid.is_some() {
                         // Attributes of an unpublished key are set at publish
@@ -762,6 +774,12 @@ impl Periodic for Marufs {
                 );
             }
             d.read_only.store(true, Ordering::Relaxed);
+            return;
+        }
+        // Renewal is cheap and comes first on every tick; scanning the peers
+        // and reclaiming orphans (reads of every host slot) every 4th tick,
+        // so that slow media never delays a renewal past the lease.
+        if d.ticks.fetch_add(1, Ordering::Relaxed) % 4 != 0 {
             return;
         }
         if let Err(e) = fs.check_peers() {

@@ -68,9 +68,9 @@ fi
 # Boot every guest of a scenario (the first one, the primary, lays out the
 # shared device; the others start once it printed MARUFS-READY), watch them, and
 # judge each log. A guest that does not reach MARUFS-READY within BOOT_TIMEOUT
-# is killed; if every guest's test never started (a boot hang of the emulator,
-# seen under heavy host load with TCG), the scenario is run once more and the
-# retry is reported.
+# is killed; when a guest failed while booting (a hang, or a kernel splat
+# before its init started the test — both seen under TCG on a loaded host, with
+# marufs not yet loaded), the scenario is run once more and the retry reported.
 launch_guest() {  # launch_guest HOST PRIMARY
     : >"$dir/$1.log"
     "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t "$TOPOLOGY" -p "$pool" \
@@ -114,9 +114,12 @@ run_scenario_once() {
             sed -n '/MARUFS-READY/,/MARUFS-DMESG-BEGIN/p' "$dir/$h.log" | grep -av 'MARUFS-DMESG-BEGIN'
         } >>"$dir/summary.log"
         if [ $rc -ne 0 ]; then echo "host $h: QEMU exited $rc (137 = killed after ${TIMEOUT}s)" >>"$dir/summary.log"; st=1; fi
-        if ! "$MARUFS_ROOT/tests/check-guest-log.sh" "$dir/$h.log" >"$dir/$h.check"; then
-            sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1
-        fi
+        "$MARUFS_ROOT/tests/check-guest-log.sh" "$dir/$h.log" >"$dir/$h.check"
+        case $? in
+            0) ;;
+            2) sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1; boot_hang=1 ;;
+            *) sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1 ;;
+        esac
     done
     rm -f "$pool"
     [ $st = 0 ] && return 0
@@ -135,7 +138,7 @@ run_scenario() {  # run_scenario FILE
     run_scenario_once; st=$?
     if [ $st = 2 ]; then
         mv "$dir" "$dir.boot-hang"
-        echo "note: $name: a guest hung while booting (before its test started); running it once more"
+        echo "note: $name: a guest failed while booting (hang or kernel splat before its test started); running it once more"
         run_scenario_once; st=$?
         cat "$dir.boot-hang/summary.log" >>"$dir/summary.log"
     fi

@@ -76,3 +76,12 @@ load_marufs() {
     grep -qw marufs /proc/filesystems && return 0
     insmod /lib/modules/marufs.ko
 }
+
+# Load the module, format /dev/dax0.0 and mount it on $M with options $1.
+fresh_mount() {
+    M=${M:-/mnt/maru}
+    mkdir -p "$M"
+    load_marufs || fail "insmod"
+    mkfs.marufs -q -f /dev/dax0.0 || fail "mkfs.marufs"
+    mount -t marufs ${1:+-o "$1"} /dev/dax0.0 "$M" || fail "mount -o $1"
+}

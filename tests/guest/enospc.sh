@@ -3,10 +3,7 @@
 # nothing behind; every earlier key still reads back intact.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
-mkdir -p $M
-load_marufs || fail "insmod"
-mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-mount -t marufs /dev/dax0.0 $M || fail "mount"
+fresh_mount
 mkdir $M/fill
 i=0
 while maru-testkit key-write $M/fill/k$i --len $((32 << 20)) --seed $i >/tmp/out 2>&1; do

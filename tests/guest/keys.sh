@@ -4,10 +4,7 @@
 # stat/ls/df, unlink, rmdir, and the errnos of the common mistakes.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
-mkdir -p $M
-load_marufs || fail "insmod"
-mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-mount -t marufs -o node=1 /dev/dax0.0 $M || fail "mount"
+fresh_mount "node=1"
 
 mkdir $M/app1 || fail "mkdir app1"
 mkdir $M/app2 || fail "mkdir app2"
@@ -54,10 +51,10 @@ used=$(df -k $M | tail -1 | awk '{print $3}')
 umount $M || fail "umount"
 
 # The heartbeat keeps the lease: changes still work after several leases.
-mount -t marufs -o node=1,lease_ms=500 /dev/dax0.0 $M || fail "mount lease_ms=500"
-sleep 3
-mkdir $M/later || fail "mkdir after 6 leases: $(dmesg | tail -3)"
-echo late > $M/later/k || fail "key after 6 leases"
+mount -t marufs -o node=1,lease_ms=2000 /dev/dax0.0 $M || fail "mount lease_ms=2000"
+sleep 7
+mkdir $M/later || fail "mkdir after 3.5 leases: $(dmesg | tail -3)"
+echo late > $M/later/k || fail "key after 3.5 leases: $(dmesg | tail -3)"
 rm $M/later/k && rmdir $M/later || fail "cleanup"
 umount $M || fail "umount"
 rmmod marufs || fail "rmmod"

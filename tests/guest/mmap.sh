@@ -1,15 +1,12 @@
 #!/bin/sh
 # Zero-copy mappings: a 32 MiB key is written through a shared writable
 # mapping by its creator, published on close, then read through a read-only
-# mapping with at most 16 (+slack) faults, PMD-mapped per smaps, pinnable
+# mapping with at most 16 (+slack) faults (2 MiB mappings), resident, pinnable
 # (process_vm_readv = get_user_pages). Refusals: write-open, MAP_PRIVATE,
 # SIGBUS past the end.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
-mkdir -p $M
-load_marufs || fail "insmod"
-mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-mount -t marufs -o node=2 /dev/dax0.0 $M || fail "mount"
+fresh_mount "node=2"
 mkdir $M/kv || fail "mkdir"
 LEN=$((32 << 20))
 maru-testkit key-write $M/kv/chunk0 --len $LEN --seed 11 || fail "key-write"

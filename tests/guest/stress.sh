@@ -4,10 +4,7 @@
 # checks clean with maru-fsck -n.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
-mkdir -p $M
-load_marufs || fail "insmod"
-mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-mount -t marufs -o node=4 /dev/dax0.0 $M || fail "mount"
+fresh_mount "node=4"
 mkdir $M/stress || fail "mkdir"
 maru-testkit stress $M/stress --procs 4 --ops 150 --max-len $((3 << 20)) --seed 7 || fail "stress"
 n=$(ls $M/stress | wc -l)

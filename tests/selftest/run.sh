@@ -10,6 +10,7 @@ for f in "$here"/logs/*.log; do
     "$check" "$f" >/dev/null; rc=$?
     case $n in
         good*) want=0 ;;
+        boot*) want=2 ;;
         *) want=1 ;;
     esac
     if [ $rc = $want ]; then echo "ok   $n"; else echo "FAIL $n (checker exit $rc, want $want)"; bad=1; fi
