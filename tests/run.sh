@@ -60,6 +60,12 @@ if [ $do_host = 1 ]; then
     step "host: cargo test" cargo test --workspace --release
     step "host: cargo clippy" cargo clippy --workspace --all-targets --release -- -D warnings
     step "host: cargo fmt" cargo fmt --all --check
+    # The workspace's MSRV toolchain: Debian's cargo-web/rustc-web 1.85, the
+    # one the kernel needs too (installed by setup.sh).
+    if [ -x /usr/bin/cargo ] && [ -x "$KRUSTC" ]; then
+        step "host: build with rustc 1.85" env RUSTC="$KRUSTC" CARGO_TARGET_DIR="$MARUFS_ROOT/target/msrv" \
+            /usr/bin/cargo build -q --workspace --all-targets
+    fi
     step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
 fi
 
