@@ -17,7 +17,7 @@ use crate::vfs::{
     inode::{Attrs, DirEntry, Kind, Namespace, ROOT_INO},
     super_block::{NewSuperBlock, StatFs},
 };
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -26,6 +26,45 @@ use kernel::{
     str::CStr,
     sync::{Arc, Mutex, MutexGuard},
 };
+
+/// Pools mounted on this host, one slot per mount: device physical address
+/// (2 MiB aligned) | node id + 1; 0 = free. A second mount of the same pool
+/// with the same node id on this host would be two hosts claiming one slot.
+static MOUNTED: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+/// Serialises scans of `MOUNTED` (mount and unmount only).
+static MOUNTED_LOCK: AtomicBool = AtomicBool::new(false);
+
+fn mounted_key(phys: u64, node: u32) -> u64 {
+    phys | u64::from(node + 1)
+}
+
+/// Claims (pool, node) for this host; `EBUSY` if it is already mounted here.
+fn claim_mount(phys: u64, node: u32) -> Result {
+    while MOUNTED_LOCK
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::vfs::sys::cond_resched();
+    }
+    let key = mounted_key(phys, node);
+    let r = if MOUNTED.iter().any(|m| m.load(Ordering::Relaxed) == key) {
+        Err(EBUSY)
+    } else if let Some(slot) = MOUNTED.iter().find(|m| m.load(Ordering::Relaxed) == 0) {
+        slot.store(key, Ordering::Relaxed);
+        Ok(())
+    } else {
+        Err(EMFILE)
+    };
+    MOUNTED_LOCK.store(false, Ordering::Release);
+    r
+}
+
+fn release_mount(phys: u64, node: u32) {
+    let key = mounted_key(phys, node);
+    if let Some(slot) = MOUNTED.iter().find(|m| m.load(Ordering::Relaxed) == key) {
+        slot.store(0, Ordering::Release);
+    }
+}
 
 /// statfs `f_type` and `s_magic` of marufs ("MARU").
 pub const MARUFS_MAGIC: u64 = 0x4d41_5255;
@@ -242,6 +281,12 @@ impl FileSystem for Marufs {
             pr_warn!("{}: primary superblock is bad, mounted with the backup copy: run maru-fsck -y {}\n", src, src);
         }
         let node = o.node.unwrap_or(0);
+        claim_mount(dev.phys(), node).inspect_err(|e| {
+            if *e == EBUSY {
+                pr_err!("{}: node {} of this pool is already mounted on this host: use another node= (each mount is a host)\n", src, node);
+            }
+        })?;
+        let claim = ClaimGuard { phys: dev.phys(), node, armed: true };
         let lease_ms = o.lease_ms.unwrap_or(DEFAULT_LEASE_MS);
         let tun = Tunables::for_lease(u64::from(lease_ms) * 1_000_000);
         let mut fs = Fs::open(media, KEnv, node, tun).map_err(|e| {
@@ -291,6 +336,8 @@ impl FileSystem for Marufs {
             let w = unsafe { PeriodicWork::start(&data, (lease_ms / 4).max(25))? };
             data.heartbeat = Some(w);
         }
+        // From here the mount data releases the claim when it goes away.
+        claim.disarm();
         sb.setup(MARUFS_MAGIC, 21, i64::MAX);
         sb.make_root(&data.root)?;
         pr_info!(
@@ -789,6 +836,27 @@ impl Periodic for Marufs {
     }
 }
 
+/// Releases a mount claim if mounting fails before the mount data exists.
+struct ClaimGuard {
+    phys: u64,
+    node: u32,
+    armed: bool,
+}
+
+impl ClaimGuard {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            release_mount(self.phys, self.node);
+        }
+    }
+}
+
 impl Drop for MountData {
     fn drop(&mut self) {
         drop(self.heartbeat.take());
@@ -798,5 +866,7 @@ impl Drop for MountData {
                 pr_warn!("node {}: leaving the pool failed: error {}\n", self.node, e.errno());
             }
         }
+        drop(fs);
+        release_mount(self.phys, self.node);
     }
 }

@@ -31,6 +31,12 @@ grep " $M marufs " /proc/mounts | grep -q 'node=3' || { cat /proc/mounts; fail "
 stat -c '%a %u %g' $M | grep -qx '750 1001 2000' || fail "root attributes: $(stat -c '%a %u %g' $M)"
 df -k $M | tail -1 | awk '{ if ($2 < 100000) exit 1 }' || { df -k $M; fail "df size"; }
 stat -f -c '%T %S' $M; df -h $M
+# The same pool with the same node id twice on one host: refused; with
+# another node id it is a second host on this machine.
+mkdir -p /mnt/second
+expect_mount_fail "Device or resource busy" "already mounted on this host" -o node=3 /dev/dax0.0
+mount -t marufs -o node=4 /dev/dax0.0 /mnt/second || fail "second mount as node 4"
+umount /mnt/second || fail "umount second"
 mount -o remount,ro $M || fail "remount,ro"
 grep " $M marufs " /proc/mounts | grep -q ' ro[ ,]' || fail "not ro after remount"
 umount $M || fail "umount"
