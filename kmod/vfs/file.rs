@@ -115,6 +115,7 @@ pub(crate) static KEY_FOPS: Table<bindings::file_operations> = Table({
     o.write_iter = Some(write_iter_cb);
     o.llseek = Some(bindings::generic_file_llseek);
     o.fsync = Some(fsync_cb);
+    o.fallocate = Some(fallocate_cb);
     o.mmap_prepare = Some(super::mm::mmap_prepare_cb);
     o.get_unmapped_area = Some(super::mm::get_unmapped_area_cb);
     o
@@ -300,6 +301,41 @@ unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindin
         }
     }
     done as isize
+}
+
+/// `file_operations.fallocate`: mode 0 only (allocate and extend), by the
+/// creator of an unpublished key; other modes are `EOPNOTSUPP`.
+///
+/// # Safety
+///
+/// VFS contract: `file` is an open key (the inode lock is held by the VFS).
+unsafe extern "C" fn fallocate_cb(file: *mut bindings::file, mode: c_int, offset: i64, len: i64) -> isize {
+    if mode != 0 {
+        return EOPNOTSUPP.to_errno() as isize;
+    }
+    let (Ok(off), Ok(n)) = (u64::try_from(offset), u64::try_from(len)) else {
+        return EINVAL.to_errno() as isize;
+    };
+    let Some(end) = off.checked_add(n) else {
+        return EFBIG.to_errno() as isize;
+    };
+    // SAFETY: VFS contract: the file is open; `private_data` set by `open_cb`.
+    let (inode, of) = unsafe { ((*file).f_inode, &*(*file).private_data.cast::<OpenKey>()) };
+    // SAFETY: as above.
+    let (d, k) = match unsafe { key_args_of_file(file) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno() as isize,
+    };
+    if let Err(e) = Fs::grow(d, k, of, end) {
+        return e.to_errno() as isize;
+    }
+    // SAFETY: the inode is live and locked by the VFS for fallocate.
+    unsafe {
+        if end > (*inode).i_size as u64 {
+            shim::marufs_shim_inode_set_size(inode, end, (*inode).i_blocks);
+        }
+    }
+    0
 }
 
 /// `file_operations.fsync`: stores already reach memory when written

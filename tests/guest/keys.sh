@@ -35,6 +35,13 @@ echo again > $M/app1/greeting 2>/dev/null && fail "overwrite of a published key"
 truncate -s 0 $M/app1/greeting 2>/dev/null && fail "truncate of a published key"
 [ "$(cat $M/app1/greeting)" = "hello marufs" ] || fail "published key changed"
 
+# fallocate sizes a new key (zero-filled); a published key cannot grow.
+fallocate -l $((3 << 20)) $M/app1/prealloc || fail "fallocate"
+[ "$(stat -c %s $M/app1/prealloc)" = $((3 << 20)) ] || fail "fallocate size $(stat -c %s $M/app1/prealloc)"
+head -c $((3 << 20)) /dev/zero | cmp - $M/app1/prealloc || fail "fallocated key not zero-filled"
+fallocate -l $((4 << 20)) $M/app1/prealloc 2>/dev/null && fail "fallocate grew a published key"
+rm $M/app1/prealloc
+
 # Empty key via touch; O_EXCL on an existing name.
 touch $M/app1/empty || fail "touch"
 [ "$(stat -c %s $M/app1/empty)" = 0 ] || fail "empty size"
