@@ -1115,29 +1115,26 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(None)
     }
 
-    /// Probes for a key. Returns the matching (slot, entry index) whose state is
-    /// creating or published (its record in `out`), and the first reusable slot.
-    #[inline(never)]
-    fn probe_key(&self, dir: u32, name: &Name, out: &mut EntryRec) -> Result<Probe> {
-        let (pos, tag) = self.probe_start(dir, name.as_bytes());
+    /// Linear probe of the index for `name` in `dir`: `hit(target)` decides
+    /// whether a used slot with the right directory and tag is the match.
+    /// Returns the matching (slot, target) and the first reusable slot.
+    #[inline(always)]
+    fn probe(
+        &self,
+        dir: u32,
+        name: &[u8],
+        mut hit: impl FnMut(&Self, u32) -> Result<bool>,
+    ) -> Result<Probe> {
+        let (pos, tag) = self.probe_start(dir, name);
         let mask = self.geo.index_slots - 1;
         let mut free: Option<u64> = None;
         for p in 0..self.geo.index_slots {
             let i = (pos + p) & mask;
             let (st, d, tg, target) = slot_unpack(self.slot(i)?);
             match st {
-                slot_state::EMPTY => {
-                    return Ok((None, free.or(Some(i))));
-                }
+                slot_state::EMPTY => return Ok((None, free.or(Some(i)))),
                 slot_state::USED if d == dir && tg == tag => {
-                    if u64::from(target) >= self.geo.entry_count {
-                        continue;
-                    }
-                    self.entry_into(target, out)?;
-                    if (out.state == entry_state::CREATING || out.state == entry_state::PUBLISHED)
-                        && out.dir == dir
-                        && out.name.as_bytes() == name.as_bytes()
-                    {
+                    if hit(self, target)? {
                         return Ok((Some((i, target)), free));
                     }
                 }
@@ -1152,34 +1149,33 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok((None, free))
     }
 
+    /// Probes for a key. Returns the matching (slot, entry index) whose state is
+    /// creating or published (its record in `out`), and the first reusable slot.
+    #[inline(never)]
+    fn probe_key(&self, dir: u32, name: &Name, out: &mut EntryRec) -> Result<Probe> {
+        self.probe(dir, name.as_bytes(), |fs, target| {
+            if u64::from(target) >= fs.geo.entry_count {
+                return Ok(false);
+            }
+            fs.entry_into(target, out)?;
+            Ok(
+                (out.state == entry_state::CREATING || out.state == entry_state::PUBLISHED)
+                    && out.dir == dir
+                    && out.name.as_bytes() == name.as_bytes(),
+            )
+        })
+    }
+
+    /// Probes for a directory (index slots of the root), its record in `out`.
     #[inline(never)]
     fn probe_dir(&self, name: &Name, out: &mut DirRec) -> Result<Probe> {
-        let (pos, tag) = self.probe_start(ROOT_DIR, name.as_bytes());
-        let mask = self.geo.index_slots - 1;
-        let mut free: Option<u64> = None;
-        for p in 0..self.geo.index_slots {
-            let i = (pos + p) & mask;
-            let (st, d, tg, target) = slot_unpack(self.slot(i)?);
-            match st {
-                slot_state::EMPTY => return Ok((None, free.or(Some(i)))),
-                slot_state::USED if d == ROOT_DIR && tg == tag => {
-                    if target >= self.geo.dir_count {
-                        continue;
-                    }
-                    self.dir_into(target, out)?;
-                    if out.state == dir_state::USED && out.name.as_bytes() == name.as_bytes() {
-                        return Ok((Some((i, target)), free));
-                    }
-                }
-                slot_state::USED => {}
-                _ => {
-                    if free.is_none() {
-                        free = Some(i);
-                    }
-                }
+        self.probe(ROOT_DIR, name.as_bytes(), |fs, target| {
+            if target >= fs.geo.dir_count {
+                return Ok(false);
             }
-        }
-        Ok((None, free))
+            fs.dir_into(target, out)?;
+            Ok(out.state == dir_state::USED && out.name.as_bytes() == name.as_bytes())
+        })
     }
 
     // ---------------------------------------------------------------- directories
