@@ -214,6 +214,8 @@ pub struct Fs<M: Media, E: Env> {
     own: [u32; OWN_CACHE],
     own_n: usize,
     cslot_hint: u32,
+    /// Counter for placeholder names of [`Fs::create_tmp`].
+    tmp_seq: u32,
 }
 
 fn bit_get(line: &[u8; 64], i: u32) -> bool {
@@ -254,6 +256,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             own: [0; OWN_CACHE],
             own_n: 0,
             cslot_hint: 0,
+            tmp_seq: 0,
         })
     }
 
@@ -1333,6 +1336,28 @@ impl<M: Media, E: Env> Fs<M, E> {
         mode: u32,
     ) -> Result<Handle> {
         let n = Name::new(name)?;
+        self.create_name(dir, n, uid, gid, mode)
+    }
+
+    /// Creates an invisible key without a name (`O_TMPFILE`): like
+    /// [`create`](Self::create) under a placeholder name no lookup can match;
+    /// [`publish_as`](Self::publish_as) names and publishes it, or
+    /// [`abort`](Self::abort) discards it (recovery does, after a crash).
+    pub fn create_tmp(&mut self, dir: u32, uid: u32, gid: u32, mode: u32) -> Result<Handle> {
+        for _ in 0..16 {
+            self.tmp_seq = self.tmp_seq.wrapping_add(1);
+            let tag = (u64::from(self.node) << 56) ^ (self.epoch << 32) ^ u64::from(self.tmp_seq);
+            match self.create_name(dir, Name::temporary(tag), uid, gid, mode) {
+                // A leftover of an earlier incarnation: try the next tag.
+                Err(Error::Exists) => continue,
+                r => return r,
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    fn create_name(&mut self, dir: u32, n: Name, uid: u32, gid: u32, mode: u32) -> Result<Handle> {
+        let name = n;
         let me = self.node;
         let cslot = self.free_cslot()?;
         self.locked(|fs| {
@@ -1386,7 +1411,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             };
             d.key_count = d.key_count.saturating_add(1);
             d.mtime = now;
-            let tag = hash_tag(name_hash(dir, name));
+            let tag = hash_tag(name_hash(dir, name.as_bytes()));
             let mut t = fs.txn();
             fs.put_entry(&mut t, idx, rec)?;
             fs.put_nshdr(&mut t, &ns)?;
@@ -1625,6 +1650,55 @@ impl<M: Media, E: Env> Fs<M, E> {
             if e.cslot < CREATING_SLOTS {
                 t.put(&fs.m, &fs.geo, fs.geo.creating(me, e.cslot), &[0u8; 4])?;
             }
+            fs.commit(t)
+        })
+    }
+
+    /// Names and publishes a creating key in one transaction (`linkat` of an
+    /// `O_TMPFILE`): `name` must be free in the key's directory (`Exists`
+    /// otherwise, and the key stays unpublished). Data as for
+    /// [`publish`](Self::publish).
+    pub fn publish_as(&mut self, h: &Handle, name: &[u8], data_crc: Option<u32>) -> Result<()> {
+        let n = Name::new(name)?;
+        let me = self.node;
+        self.locked(|fs| {
+            let mut e = EntryRec::default();
+            fs.my_creating(h, &mut e)?;
+            let mut scratch = EntryRec::default();
+            let (found, free) = fs.probe_key(e.dir, &n, &mut scratch)?;
+            if found.is_some() {
+                return Err(Error::Exists);
+            }
+            let nslot = free.ok_or(Error::NoEntries)?;
+            let old = e.name;
+            let oslot = match fs.probe_key(e.dir, &old, &mut scratch)?.0 {
+                Some((slot, idx)) if idx == h.entry => slot,
+                _ => return Err(Error::Corrupt),
+            };
+            let mut d = DirRec::default();
+            fs.dir_used_into(e.dir, &mut d)?;
+            e.state = entry_state::PUBLISHED;
+            e.name = n;
+            if let Some(c) = data_crc {
+                e.flags |= EF_DATA_CRC;
+                e.data_crc = c;
+            }
+            e.mtime = fs.env.wall_ns();
+            e.ctime = e.mtime;
+            d.bytes = d.bytes.saturating_add(e.size);
+            let tag = hash_tag(name_hash(e.dir, name));
+            let mut t = fs.txn();
+            fs.put_entry(&mut t, h.entry, &e)?;
+            fs.put_dir(&mut t, e.dir, &d)?;
+            if e.cslot < CREATING_SLOTS {
+                t.put(&fs.m, &fs.geo, fs.geo.creating(me, e.cslot), &[0u8; 4])?;
+            }
+            fs.put_slot(&mut t, oslot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.put_slot(
+                &mut t,
+                nslot,
+                slot_pack(slot_state::USED, e.dir, tag, h.entry),
+            )?;
             fs.commit(t)
         })
     }

@@ -683,6 +683,30 @@ impl Name {
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }
+    /// The placeholder name of a key created without a name (`O_TMPFILE`)
+    /// until [`publish_as`](super::fs::Fs::publish_as) names it: a NUL byte,
+    /// `tmp` and `tag` in hex. No user name can equal it ([`Name::new`]
+    /// refuses NUL), so it can neither be looked up nor squatted.
+    pub fn temporary(tag: u64) -> Name {
+        let mut n = Name::default();
+        copy_in(&mut n.bytes, 0, b"\0tmp");
+        for i in 0..16 {
+            let nib = ((tag >> (60 - 4 * i)) & 0xf) as u8;
+            if let Some(b) = n.bytes.get_mut(4 + i) {
+                *b = if nib < 10 {
+                    b'0' + nib
+                } else {
+                    b'a' + nib - 10
+                };
+            }
+        }
+        n.len = 20;
+        n
+    }
+    /// Whether this is a [`Name::temporary`] placeholder.
+    pub fn is_temporary(&self) -> bool {
+        self.len > 0 && self.bytes[0] == 0
+    }
 }
 
 /// Directory record state.

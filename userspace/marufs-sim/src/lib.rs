@@ -102,15 +102,37 @@ enum KS {
 enum Op {
     Restart,
     Heartbeat,
-    Create { dir: u32, k: u32, units: u64 },
-    CreateAbort { dir: u32, k: u32 },
-    Unlink { dir: u32, k: u32 },
-    Lookup { dir: u32, k: u32 },
-    Hold { dir: u32, k: u32 },
+    /// `tmp`: create without a name, then name it at publish (`O_TMPFILE` + `linkat`).
+    Create {
+        dir: u32,
+        k: u32,
+        units: u64,
+        tmp: bool,
+    },
+    CreateAbort {
+        dir: u32,
+        k: u32,
+    },
+    Unlink {
+        dir: u32,
+        k: u32,
+    },
+    Lookup {
+        dir: u32,
+        k: u32,
+    },
+    Hold {
+        dir: u32,
+        k: u32,
+    },
     Release,
     Drain,
     CheckPeers,
-    Rename { dir: u32, k: u32, to: u32 },
+    Rename {
+        dir: u32,
+        k: u32,
+        to: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -200,8 +222,12 @@ fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res
     let r: Result<Res, Error> = (|| match op {
         Op::Restart => Ok(Res::Ok),
         Op::Heartbeat => fs.heartbeat().map(|_| Res::Ok),
-        Op::Create { dir, k, units } => {
-            let h: Handle = fs.create(*dir, &key_name(*k), 0, 0, 0o644)?;
+        Op::Create { dir, k, units, tmp } => {
+            let h: Handle = if *tmp {
+                fs.create_tmp(*dir, 0, 0, 0o644)?
+            } else {
+                fs.create(*dir, &key_name(*k), 0, 0, 0o644)?
+            };
             let size = units * UNIT - rng.below(UNIT / 2);
             let go = (|| {
                 fs.set_size(&h, size)?;
@@ -215,7 +241,11 @@ fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res
                         i += 1;
                     }
                 }
-                fs.publish(&h, None)
+                if *tmp {
+                    fs.publish_as(&h, &key_name(*k), None)
+                } else {
+                    fs.publish(&h, None)
+                }
             })();
             match go {
                 Ok(()) => Ok(Res::Created {
@@ -395,6 +425,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                             dir,
                             k,
                             units: 1 + rng.below(3),
+                            tmp: rng.below(4) == 0,
                         },
                         35..=39 => Op::CreateAbort { dir, k },
                         40..=54 => Op::Unlink { dir, k },

@@ -228,3 +228,34 @@ fn fs_context_size() {
     println!("size_of Fs = {n}");
     assert!(n < 2560, "Fs grew to {n} bytes");
 }
+
+#[test]
+fn tmpfile_publish_as() {
+    let m = pool(64 * UNIT);
+    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+    fs.join().unwrap();
+    let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let t = fs.create_tmp(d, 5, 6, 0o600).unwrap();
+    fs.set_size(&t, UNIT).unwrap();
+    // Invisible, unlisted, and no user name is taken.
+    assert_eq!(fs.readdir(d, 0).unwrap().map(|x| x.0.entry), None);
+    let h = fs.create(d, b"taken", 0, 0, 0o644).unwrap();
+    fs.publish(&h, None).unwrap();
+    assert_eq!(fs.publish_as(&t, b"taken", None), Err(Error::Exists));
+    assert_eq!(fs.publish_as(&t, b"a/b", None), Err(Error::InvalidName));
+    fs.publish_as(&t, b"named", Some(9)).unwrap();
+    let k = fs.lookup(d, b"named").unwrap();
+    assert_eq!(
+        (k.entry, k.rec.size, k.rec.uid, k.rec.mode),
+        (t.entry, UNIT, 5, 0o600)
+    );
+    assert!(fs.publish_as(&t, b"again", None).is_err());
+    assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
+    // A second unnamed key that is abandoned leaves nothing behind.
+    let t2 = fs.create_tmp(d, 0, 0, 0o644).unwrap();
+    fs.set_size(&t2, 2 * UNIT).unwrap();
+    fs.abort(&t2).unwrap();
+    let s = fs.statfs().unwrap();
+    assert_eq!(s.total_units - s.free_units, 1);
+    assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
+}
