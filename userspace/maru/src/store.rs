@@ -1,0 +1,844 @@
+//! One application's keys: store, retrieve, delete, pin.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::coherence::{self, Coherence};
+use crate::counters::{AtomicCounters, Counters};
+use crate::error::{Error, Result};
+use crate::lookup::{self, BatchedLookup, KeyInfo, LookupMode};
+use crate::map::{MapInner, Mapping};
+use crate::names::validate_name;
+use crate::pool::{fill_usage, AppUsage, Pool, PoolUsage};
+use crate::sys;
+
+/// Options of [`Store::open_with`] / [`Pool::store_with`].
+///
+/// ```
+/// let opts = maru::StoreOptions::default().key_mode(0o600).cache_capacity(4096);
+/// assert_eq!(opts.key_mode, 0o600);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Create the application directory if it does not exist (needs write
+    /// permission on the pool's root). Default: true.
+    pub create: bool,
+    /// Mode of a created application directory (the umask applies).
+    /// Default: 0o777.
+    pub dir_mode: u32,
+    /// Mode of created keys (the umask applies). Default: 0o666.
+    pub key_mode: u32,
+    /// Most mappings kept in the mapping cache (0: no cache; every
+    /// retrieval maps the key again). Default: 1024.
+    pub cache_capacity: usize,
+    /// Check on every cache hit (one `fstatat`) that the name still refers
+    /// to the cached key, so that a deleted key is not served and a deleted
+    /// and re-created one is served fresh. Without it a hit costs no system
+    /// call but may return a key deleted meanwhile (still valid bytes: the
+    /// mapping keeps them). Default: true.
+    pub validate_hits: bool,
+    /// Cache maintenance for memory shared without hardware coherence.
+    /// Default: [`Coherence::Flush`].
+    pub coherence: Coherence,
+    /// Use of marufs' batched lookup ioctl. Default: [`BatchedLookup::Auto`].
+    pub batched_lookup: BatchedLookup,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            create: true,
+            dir_mode: 0o777,
+            key_mode: 0o666,
+            cache_capacity: 1024,
+            validate_hits: true,
+            coherence: Coherence::default(),
+            batched_lookup: BatchedLookup::default(),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Whether to create the application directory.
+    pub fn create(mut self, v: bool) -> Self {
+        self.create = v;
+        self
+    }
+    /// Mode of a created application directory.
+    pub fn dir_mode(mut self, v: u32) -> Self {
+        self.dir_mode = v;
+        self
+    }
+    /// Mode of created keys.
+    pub fn key_mode(mut self, v: u32) -> Self {
+        self.key_mode = v;
+        self
+    }
+    /// Mapping cache capacity.
+    pub fn cache_capacity(mut self, v: usize) -> Self {
+        self.cache_capacity = v;
+        self
+    }
+    /// Validation of cache hits.
+    pub fn validate_hits(mut self, v: bool) -> Self {
+        self.validate_hits = v;
+        self
+    }
+    /// Cache maintenance.
+    pub fn coherence(mut self, v: Coherence) -> Self {
+        self.coherence = v;
+        self
+    }
+    /// Batched lookup policy.
+    pub fn batched_lookup(mut self, v: BatchedLookup) -> Self {
+        self.batched_lookup = v;
+        self
+    }
+}
+
+/// State shared by a store, its allocation handles and pins.
+pub(crate) struct Shared {
+    pool: Pool,
+    app: String,
+    dir: OwnedFd,
+    counters: Arc<AtomicCounters>,
+    coherence: Coherence,
+}
+
+/// One application's keys in a pool: the client of a marufs mount (the role
+/// of Maru's `MaruHandler`).
+///
+/// Keys are files of the application directory; the store keeps that
+/// directory open and does every operation relative to it.
+///
+/// - Writing: [`alloc`](Self::alloc) a key of a given size, fill the
+///   returned [`AllocHandle`] in place (it is pool memory), then
+///   [`store`](Self::store) it: it becomes visible, immutable, to every host.
+///   [`store_bytes`](Self::store_bytes) does the three steps from a slice.
+///   A key that exists already is never replaced: storing it again is a
+///   detected no-op (deduplication).
+/// - Reading: [`retrieve`](Self::retrieve) returns a zero-copy read-only
+///   [`Mapping`]; mappings are cached and shared, so retrieving a key again
+///   costs no `mmap`.
+/// - [`exists`](Self::exists), [`delete`](Self::delete), batched variants
+///   (one lookup system call for many keys on marufs), [`pin`](Self::pin),
+///   [`list`](Self::list), [`stats`](Self::stats).
+///
+/// A `Store` is `Send + Sync`; reads take no store-wide lock (the mapping
+/// cache is sharded, counters are atomic), and writes need none (the kernel
+/// serialises what must be).
+///
+/// On a directory that is not marufs (tests, development) the same calls
+/// work with ordinary file semantics: a key is visible as soon as it is
+/// allocated, and nothing stops another process from changing it.
+///
+/// ```
+/// # fn main() -> maru::Result<()> {
+/// let mount = tempfile::tempdir().unwrap(); // stands in for /mnt/maru
+/// let store = maru::Store::open(mount.path(), "llama3")?;
+///
+/// // Zero-copy write: allocate, fill in place, publish.
+/// let mut h = store.alloc("chunk-0", 11)?;
+/// h.copy_from_slice(b"hello world");
+/// store.store(h)?;
+///
+/// // Storing an existing key again is a no-op.
+/// assert!(!store.store_bytes("chunk-0", b"other bytes")?);
+///
+/// // Zero-copy read.
+/// let m = store.retrieve("chunk-0")?.expect("stored above");
+/// assert_eq!(&m[..], b"hello world");
+/// assert!(store.exists("chunk-0")?);
+/// assert!(store.delete("chunk-0")?);
+/// assert!(store.retrieve("chunk-0")?.is_none());
+/// # Ok(()) }
+/// ```
+pub struct Store {
+    shared: Arc<Shared>,
+    cache: Cache,
+    opts: StoreOptions,
+}
+
+/// Usage report of [`Store::stats`].
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Pool space.
+    pub pool: PoolUsage,
+    /// This store's application.
+    pub app: AppUsage,
+    /// Every application of the pool (unreadable ones without bytes).
+    pub apps: Vec<AppUsage>,
+    /// This store's operation counters.
+    pub counters: Counters,
+    /// Mappings in the cache.
+    pub cached_mappings: usize,
+    /// Bytes mapped by the cache.
+    pub cached_bytes: u64,
+    /// How batched lookups are done.
+    pub lookup_mode: LookupMode,
+}
+
+impl Store {
+    /// Opens application `app` of the pool mounted at `mount`, creating its
+    /// directory if missing (and permitted).
+    pub fn open(mount: impl AsRef<Path>, app: &str) -> Result<Store> {
+        Self::open_with(mount, app, &StoreOptions::default())
+    }
+
+    /// Opens application `app` of the pool mounted at `mount` with `opts`.
+    pub fn open_with(mount: impl AsRef<Path>, app: &str, opts: &StoreOptions) -> Result<Store> {
+        Pool::open(mount)?.store_with(app, opts)
+    }
+
+    pub(crate) fn with_pool(pool: Pool, app: &str, opts: &StoreOptions) -> Result<Store> {
+        validate_name(app)?;
+        let dir = match pool.open_app(app) {
+            Err(Error::NoApp(_)) if opts.create => {
+                pool.create_app(app, opts.dir_mode)?;
+                pool.open_app(app)?
+            }
+            r => r?,
+        };
+        Ok(Store {
+            shared: Arc::new(Shared {
+                pool,
+                app: app.to_string(),
+                dir,
+                counters: Arc::new(AtomicCounters::default()),
+                coherence: opts.coherence,
+            }),
+            cache: Cache::new(opts.cache_capacity),
+            opts: opts.clone(),
+        })
+    }
+
+    /// The application name.
+    pub fn app(&self) -> &str {
+        &self.shared.app
+    }
+
+    /// The pool this store belongs to.
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    /// A snapshot of the operation counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    /// How batched lookups are done (decided on the first batched call).
+    pub fn lookup_mode(&self) -> LookupMode {
+        self.shared.pool.lookup_mode()
+    }
+
+    fn dir(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.shared.dir.as_fd()
+    }
+
+    fn cname(&self, op: &'static str, key: &str) -> Result<std::ffi::CString> {
+        validate_name(key)?;
+        sys::cname(key).map_err(|e| Error::io(op, key, e))
+    }
+
+    // ------------------------------------------------------------ writing
+
+    /// Creates key `key` of `size` bytes, unpublished, and maps it writable.
+    ///
+    /// The space is one contiguous, zero-filled extent of pool memory (2 MiB
+    /// units on marufs); write into the handle, then [`store`](Self::store)
+    /// it. Until then nobody else sees the key (on marufs: others get
+    /// "not found", a second creator on any host gets [`Error::Exists`]).
+    /// Dropping the handle, or [`free`](Self::free), discards it.
+    ///
+    /// Errors: [`Error::Exists`] if the key exists or is being created
+    /// (deduplication: nothing to write), [`Error::NoSpace`] if the pool is
+    /// full (nothing is left behind), [`Error::InvalidName`].
+    ///
+    /// The key is named at allocation (not at [`store`](Self::store) as in
+    /// Maru's `alloc(size)`): marufs publishes a key under the name it was
+    /// created with, and reserving the name first lets a second writer of
+    /// the same content skip its copy entirely.
+    pub fn alloc(&self, key: &str, size: u64) -> Result<AllocHandle> {
+        let c = self.cname("create", key)?;
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|_| i64::try_from(size).is_ok())
+            .ok_or_else(|| Error::NoSpace {
+                key: key.to_string(),
+                size,
+            })?;
+        let fd = match sys::openat(
+            self.dir(),
+            &c,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_NOFOLLOW,
+            self.opts.key_mode as libc::mode_t,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(Error::Exists(key.to_string()))
+            }
+            Err(e) => return Err(Error::io("create", key, e)),
+        };
+        let mut h = AllocHandle {
+            shared: self.shared.clone(),
+            key: key.to_string(),
+            ino: 0,
+            fd: Some(fd),
+            ptr: NonNull::dangling(),
+            len: 0,
+        };
+        let setup = (|| {
+            let fd = h.fd.as_ref().map(|f| f.as_fd()).ok_or(libc::EBADF);
+            let fd = fd.map_err(|e| (std::io::Error::from_raw_os_error(e), "create"))?;
+            h.ino = sys::fstat(fd).map_err(|e| (e, "stat"))?.st_ino;
+            if len > 0 {
+                sys::ftruncate(fd, size as i64).map_err(|e| (e, "truncate"))?;
+                let p = sys::mmap_shared(fd, len, true).map_err(|e| (e, "mmap"))?;
+                sys::dont_fork(p, len);
+                h.ptr = NonNull::new(p).unwrap_or(NonNull::dangling());
+                h.len = len;
+            }
+            Ok::<(), (std::io::Error, &'static str)>(())
+        })();
+        match setup {
+            Ok(()) => Ok(h),
+            Err((e, op)) => {
+                // Never leave a half-made key behind.
+                let _ = h.discard();
+                Err(match e.raw_os_error() {
+                    Some(libc::ENOSPC) | Some(libc::EFBIG) => Error::NoSpace {
+                        key: key.to_string(),
+                        size,
+                    },
+                    _ => Error::io(op, key, e),
+                })
+            }
+        }
+    }
+
+    /// Publishes an allocated key: from now on every host sees it, with the
+    /// bytes written into the handle, and nobody can change it.
+    ///
+    /// Written cache lines are flushed first (see [`Coherence`]); then the
+    /// writable mapping and the creating descriptor are released, which is
+    /// what publishes a key on marufs. The key is then checked to be there
+    /// ([`Error::PublishFailed`] if the filesystem discarded it).
+    pub fn store(&self, handle: AllocHandle) -> Result<()> {
+        handle.publish()
+    }
+
+    /// Discards an allocated key without publishing it (nothing becomes
+    /// visible; its space returns to the pool). Dropping the handle does the
+    /// same, ignoring errors.
+    ///
+    /// On marufs the creator's `unlink` of its unpublished key discards it
+    /// at release. A module without that feature answers "not found"; the
+    /// library then makes the kernel discard the key by asking for an
+    /// impossible size (a failed resize discards an unpublished key).
+    /// [`Error::DiscardFailed`] if neither worked (only possible with a
+    /// finite `RLIMIT_FSIZE` below the pool size on such an old module): the
+    /// key is then published empty rather than with partial contents.
+    pub fn free(&self, handle: AllocHandle) -> Result<()> {
+        let mut handle = handle;
+        handle.discard()
+    }
+
+    /// Stores `data` under `key` (allocate, copy, publish). Returns `false`
+    /// without writing anything if the key exists or is being created by
+    /// someone else: a detected no-op (deduplication).
+    pub fn store_bytes(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let mut h = match self.alloc(key, data.len() as u64) {
+            Ok(h) => h,
+            Err(Error::Exists(_)) => {
+                self.shared.counters.deduplicated.fetch_add(1, Relaxed);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        h.copy_from_slice(data);
+        self.store(h)?;
+        Ok(true)
+    }
+
+    /// [`store_bytes`](Self::store_bytes) for each pair, in order: `true`
+    /// where stored, `false` where the key existed. Stops at the first
+    /// other error (keys stored before it stay stored).
+    pub fn batch_store(&self, items: &[(&str, &[u8])]) -> Result<Vec<bool>> {
+        items.iter().map(|(k, d)| self.store_bytes(k, d)).collect()
+    }
+
+    /// Deletes `key`; `false` if it did not exist. Its name goes at once;
+    /// its space returns to the pool when no host maps, opens or pins it any
+    /// more (existing [`Mapping`]s and [`Pin`]s stay valid).
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        let c = self.cname("unlink", key)?;
+        let r = sys::unlinkat(self.dir(), &c, 0);
+        if self.cache.remove(key, None) {
+            self.shared.counters.evictions.fetch_add(1, Relaxed);
+        }
+        match r {
+            Ok(()) => {
+                self.shared.counters.deleted.fetch_add(1, Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::io("unlink", key, e)),
+        }
+    }
+
+    // ------------------------------------------------------------ reading
+
+    /// A zero-copy read-only view of `key`'s bytes, or `None` if there is no
+    /// such (published) key.
+    ///
+    /// Served from the mapping cache when the key was retrieved before (one
+    /// `fstatat` to check the name still refers to it, unless
+    /// [`StoreOptions::validate_hits`] is off); otherwise the key is opened,
+    /// mapped (`MAP_SHARED`, read-only), its descriptor closed, and the
+    /// mapping cached. The view stays valid as long as it is held, whatever
+    /// happens to the key.
+    pub fn retrieve(&self, key: &str) -> Result<Option<Mapping>> {
+        let c = self.cname("open", key)?;
+        if let Some(m) = self.cache.get(key) {
+            if !self.opts.validate_hits {
+                self.shared.counters.hits.fetch_add(1, Relaxed);
+                return Ok(Some(Mapping { inner: m }));
+            }
+            match sys::fstatat(self.dir(), &c) {
+                Ok(st) if sys::is_reg(&st) && st.st_ino == m.ino() => {
+                    self.shared.counters.hits.fetch_add(1, Relaxed);
+                    return Ok(Some(Mapping { inner: m }));
+                }
+                Ok(_) => self.evict(key, m.ino()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    self.evict(key, m.ino());
+                    self.shared.counters.misses.fetch_add(1, Relaxed);
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::io("stat", key, e)),
+            }
+        }
+        self.shared.counters.misses.fetch_add(1, Relaxed);
+        self.map_key(key, &c)
+    }
+
+    fn evict(&self, key: &str, ino: u64) {
+        if self.cache.remove(key, Some(ino)) {
+            self.shared.counters.evictions.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn map_key(&self, key: &str, c: &std::ffi::CStr) -> Result<Option<Mapping>> {
+        let fd = match sys::openat(self.dir(), c, libc::O_RDONLY | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::io("open", key, e)),
+        };
+        let st = sys::fstat(fd.as_fd()).map_err(|e| Error::io("stat", key, e))?;
+        if !sys::is_reg(&st) {
+            return Ok(None);
+        }
+        let inner = MapInner::map(
+            fd.as_fd(),
+            st.st_size as u64,
+            st.st_ino,
+            self.shared.coherence,
+            &self.shared.counters,
+        )
+        .map_err(|e| Error::io("mmap", key, e))?;
+        // The mapping keeps the key (and its hold) alive: the descriptor is
+        // not needed any more.
+        drop(fd);
+        let ins = self.cache.insert(key, Arc::new(inner));
+        self.shared
+            .counters
+            .evictions
+            .fetch_add(ins.evicted, Relaxed);
+        Ok(Some(Mapping { inner: ins.map }))
+    }
+
+    /// Whether `key` exists (published).
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        validate_name(key)?;
+        Ok(lookup::stat_one(self.dir(), key)?.is_some())
+    }
+
+    /// Attributes of `key`, or `None` if it does not exist.
+    pub fn stat(&self, key: &str) -> Result<Option<KeyInfo>> {
+        validate_name(key)?;
+        lookup::stat_one(self.dir(), key)
+    }
+
+    /// Looks many keys up at once: on marufs one system call per 4096 names
+    /// (`MARUFS_IOC_LOOKUP`); elsewhere, or on a module without the ioctl
+    /// (detected once), one `fstatat` per name.
+    pub fn batch_stat(&self, keys: &[&str]) -> Result<Vec<Option<KeyInfo>>> {
+        for k in keys {
+            validate_name(k)?;
+        }
+        self.shared.pool.lookup(
+            self.dir(),
+            &self.shared.app,
+            keys,
+            self.opts.batched_lookup,
+            &self.shared.counters,
+        )
+    }
+
+    /// Which of `keys` exist (one batched lookup).
+    pub fn batch_exists(&self, keys: &[&str]) -> Result<Vec<bool>> {
+        Ok(self
+            .batch_stat(keys)?
+            .into_iter()
+            .map(|k| k.is_some())
+            .collect())
+    }
+
+    /// [`retrieve`](Self::retrieve) for many keys: one batched lookup, then
+    /// cached mappings of the same incarnation are reused with no further
+    /// system call and only the other present keys are opened and mapped.
+    pub fn batch_retrieve(&self, keys: &[&str]) -> Result<Vec<Option<Mapping>>> {
+        let infos = self.batch_stat(keys)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, info) in keys.iter().zip(infos) {
+            let Some(info) = info else {
+                out.push(None);
+                continue;
+            };
+            match self.cache.get(key) {
+                Some(m) if m.ino() == info.ino => {
+                    self.shared.counters.hits.fetch_add(1, Relaxed);
+                    out.push(Some(Mapping { inner: m }));
+                }
+                _ => {
+                    self.shared.counters.misses.fetch_add(1, Relaxed);
+                    let c = self.cname("open", key)?;
+                    out.push(self.map_key(key, &c)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pins `key`: holds it open so that its bytes stay valid and its pool
+    /// space allocated, on every host, until the [`Pin`] is dropped, even if
+    /// the key is deleted meanwhile (deletion removes the name at once;
+    /// nobody can re-use the space while it is pinned). A pin does not stop
+    /// deletion and is not a lock. [`Error::NotFound`] if there is no such
+    /// key.
+    ///
+    /// A [`Mapping`] pins its key the same way; a `Pin` costs a descriptor
+    /// instead of address space and can map the key later
+    /// ([`Pin::map`]), even after it was deleted. On a read-only mount
+    /// (which does not join the pool) pins do not hold space.
+    pub fn pin(&self, key: &str) -> Result<Pin> {
+        let c = self.cname("open", key)?;
+        let fd = match sys::openat(self.dir(), &c, libc::O_RDONLY | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::NotFound(key.to_string()))
+            }
+            Err(e) => return Err(Error::io("open", key, e)),
+        };
+        let st = sys::fstat(fd.as_fd()).map_err(|e| Error::io("stat", key, e))?;
+        if !sys::is_reg(&st) {
+            return Err(Error::NotFound(key.to_string()));
+        }
+        Ok(Pin {
+            info: KeyInfo::from_stat(key.to_string(), &st),
+            fd,
+            coherence: self.shared.coherence,
+            counters: self.shared.counters.clone(),
+        })
+    }
+
+    /// Releases a pin (the same as dropping it).
+    pub fn unpin(&self, pin: Pin) {
+        drop(pin);
+    }
+
+    // ------------------------------------------------------------ listing
+
+    /// Every key of this application, sorted by name.
+    pub fn list(&self) -> Result<Vec<KeyInfo>> {
+        self.shared.pool.list_fd(
+            self.dir(),
+            &self.shared.app,
+            self.opts.batched_lookup,
+            &self.shared.counters,
+        )
+    }
+
+    /// Pool space, this application's keys and bytes, every application's,
+    /// and this store's counters.
+    pub fn stats(&self) -> Result<Stats> {
+        let pool = self.shared.pool.usage()?;
+        let mut apps = self.shared.pool.apps()?;
+        for a in &mut apps {
+            let keys = if a.name == self.shared.app {
+                self.list()
+            } else {
+                self.shared.pool.list(&a.name)
+            };
+            match keys {
+                Ok(keys) => fill_usage(a, &keys),
+                Err(e) if e.is_permission_denied() || e.errno() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let app = match apps.iter().find(|a| a.name == self.shared.app) {
+            Some(a) => a.clone(),
+            None => {
+                // Our directory was removed from the root (we still hold it).
+                let st = sys::fstat(self.dir()).map_err(|e| Error::io("stat", self.app(), e))?;
+                let mut a = AppUsage {
+                    name: self.shared.app.clone(),
+                    ino: st.st_ino,
+                    uid: st.st_uid,
+                    gid: st.st_gid,
+                    mode: st.st_mode,
+                    mtime_ns: sys::mtime_ns(&st),
+                    keys: None,
+                    bytes: None,
+                    allocated: None,
+                };
+                fill_usage(&mut a, &self.list()?);
+                a
+            }
+        };
+        let (cached_mappings, cached_bytes) = self.cache.size();
+        Ok(Stats {
+            pool,
+            app,
+            apps,
+            counters: self.counters(),
+            cached_mappings,
+            cached_bytes,
+            lookup_mode: self.lookup_mode(),
+        })
+    }
+
+    // ------------------------------------------------------------ cache
+
+    /// Drops cached mappings whose key was deleted or re-created since (one
+    /// `fstatat` each), so that their space can be reclaimed; returns how
+    /// many were dropped. Mappings handed out stay valid.
+    pub fn trim_cache(&self) -> Result<usize> {
+        let mut n = 0;
+        for (key, ino) in self.cache.entries() {
+            let stale = match lookup::stat_one(self.dir(), &key)? {
+                Some(i) => i.ino != ino,
+                None => true,
+            };
+            if stale && self.cache.remove(&key, Some(ino)) {
+                self.shared.counters.evictions.fetch_add(1, Relaxed);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Drops every cached mapping; returns how many.
+    pub fn clear_cache(&self) -> usize {
+        let n = self.cache.clear();
+        self.shared.counters.evictions.fetch_add(n as u64, Relaxed);
+        n
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("pool", &self.shared.pool)
+            .field("app", &self.shared.app)
+            .field("options", &self.opts)
+            .finish()
+    }
+}
+
+/// A key being written: an unpublished key and a writable mapping of it
+/// (`DerefMut<Target = [u8]>`: write the value in place).
+///
+/// Publish it with [`Store::store`] (or [`AllocHandle::publish`]); discard it
+/// with [`Store::free`] or by dropping it. A handle is `Send`: fill it on
+/// any thread.
+pub struct AllocHandle {
+    shared: Arc<Shared>,
+    key: String,
+    ino: u64,
+    fd: Option<OwnedFd>,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is exclusively owned by the handle (the key is
+// unpublished: nobody else can map it), and access follows Rust's borrow
+// rules through Deref/DerefMut.
+unsafe impl Send for AllocHandle {}
+// SAFETY: `&AllocHandle` only gives shared `&[u8]` access.
+unsafe impl Sync for AllocHandle {}
+
+impl AllocHandle {
+    /// The key it will be published as.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Publishes the key (see [`Store::store`]).
+    pub fn publish(mut self) -> Result<()> {
+        if self.shared.coherence == Coherence::Flush {
+            coherence::write_back(self.ptr.as_ptr(), self.len);
+        }
+        self.unmap();
+        let Some(fd) = self.fd.take() else {
+            return Err(Error::PublishFailed(self.key.clone()));
+        };
+        // Releasing the creating file (descriptor and mapping) publishes.
+        drop(fd);
+        let c = sys::cname(&self.key).map_err(|e| Error::io("stat", self.key.as_str(), e))?;
+        match sys::fstatat(self.shared.dir.as_fd(), &c) {
+            Ok(st) if st.st_ino == self.ino => {
+                self.shared.counters.stored.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Ok(_) => Err(Error::PublishFailed(self.key.clone())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                Err(Error::PublishFailed(self.key.clone()))
+            }
+            Err(e) => Err(Error::io("stat", self.key.as_str(), e)),
+        }
+    }
+
+    fn unmap(&mut self) {
+        if self.len > 0 {
+            // SAFETY: ptr/len is our one writable mapping; `&mut self` means no
+            // slice into it is alive, and it is forgotten right after.
+            unsafe { sys::munmap(self.ptr.as_ptr(), self.len) };
+            self.len = 0;
+            self.ptr = NonNull::dangling();
+        }
+    }
+
+    /// Discards the unpublished key (idempotent).
+    fn discard(&mut self) -> Result<()> {
+        self.unmap();
+        let Some(fd) = self.fd.take() else {
+            return Ok(());
+        };
+        self.shared.counters.discarded.fetch_add(1, Relaxed);
+        let c = sys::cname(&self.key).map_err(|e| Error::io("unlink", self.key.as_str(), e))?;
+        if sys::unlinkat(self.shared.dir.as_fd(), &c, 0).is_ok() {
+            // An ordinary filesystem, or marufs letting the creator unlink
+            // its unpublished key (discarded when released, below).
+            return Ok(());
+        }
+        // marufs hides an unpublished key from path lookups, so a module
+        // without creator unlink says ENOENT. A failed resize marks the key
+        // failed, and a failed key is discarded at release: ask for more than
+        // any pool holds (but not above RLIMIT_FSIZE, which would raise
+        // SIGXFSZ before the filesystem is asked).
+        let size = sys::fsize_limit().map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let r = match sys::ftruncate(fd.as_fd(), size) {
+            Err(_) => Ok(()),
+            Ok(()) if self.shared.pool.is_marufs() => {
+                // The resize worked: publish it empty, not half-written.
+                let _ = sys::ftruncate(fd.as_fd(), 0);
+                Err(Error::DiscardFailed(self.key.clone()))
+            }
+            // Not marufs and already gone: nothing to discard.
+            Ok(()) => Ok(()),
+        };
+        drop(fd);
+        r
+    }
+}
+
+impl Deref for AllocHandle {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr/len is our live writable mapping (or empty).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for AllocHandle {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: ptr/len is our live writable mapping (or empty), and
+        // `&mut self` makes this the only access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AllocHandle {
+    fn drop(&mut self) {
+        let _ = self.discard();
+    }
+}
+
+impl fmt::Debug for AllocHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocHandle")
+            .field("key", &self.key)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A pinned key (see [`Store::pin`]): its bytes and space stay allocated
+/// while this is alive, even if the key is deleted. Dropping it unpins.
+pub struct Pin {
+    info: KeyInfo,
+    fd: OwnedFd,
+    coherence: Coherence,
+    counters: Arc<AtomicCounters>,
+}
+
+impl Pin {
+    /// The key's name.
+    pub fn key(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The pinned key's attributes (as when it was pinned).
+    pub fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+
+    /// Maps the pinned key (works after it was deleted too). Not cached:
+    /// each call makes a new mapping.
+    pub fn map(&self) -> Result<Mapping> {
+        let inner = MapInner::map(
+            self.fd.as_fd(),
+            self.info.size,
+            self.info.ino,
+            self.coherence,
+            &self.counters,
+        )
+        .map_err(|e| Error::io("mmap", self.info.name.as_str(), e))?;
+        Ok(Mapping {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Unpins (the same as dropping).
+    pub fn unpin(self) {}
+}
+
+impl fmt::Debug for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pin").field("key", &self.info).finish()
+    }
+}
