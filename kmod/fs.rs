@@ -3,6 +3,7 @@
 //! The marufs filesystem logic (safe Rust over [`crate::vfs`] and the core).
 
 use crate::marufs_core::{
+    abi::{LookupRes, PackedNames, LOOKUP_RES_SIZE},
     fs::{mount_check, Dir, Handle, Key, Tunables},
     layout::{dir_state, entry_state, EntryRec, UNIT},
     Error as CoreError, Fs,
@@ -15,10 +16,12 @@ use crate::vfs::{
     work::{Periodic, PeriodicWork},
     fs_context::{FileSystem, Param},
     inode::{Attrs, DirEntry, Kind, Namespace, ROOT_INO},
+    ioctl::Ioctls,
     super_block::{NewSuperBlock, StatFs},
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
+    bindings,
     new_mutex,
     prelude::*,
     seq_file::SeqFile,
@@ -507,6 +510,9 @@ pub struct KeyState {
     /// Growing the unpublished key failed (ENOSPC...): its data is
     /// incomplete, so it is discarded instead of published.
     failed: AtomicBool,
+    /// Published by `linkat` while its creating file is still open: that file
+    /// counts as a holder (in `holders`) until it is released.
+    creator_holds: AtomicBool,
 }
 
 impl KeyState {
@@ -587,6 +593,7 @@ impl Keys for Marufs {
             creator_open: AtomicBool::new(false),
             holders: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            creator_holds: AtomicBool::new(false),
         }
     }
 
@@ -600,6 +607,56 @@ impl Keys for Marufs {
         let h = fs.create(id, name, uid, gid, u32::from(mode)).map_err(kerr)?;
         let rec = fs.extents(&h).map_err(kerr)?;
         Ok(key_attrs(h.entry, &rec))
+    }
+
+    fn create_tmp(d: &MountData, dir: u64, mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            return Err(EPERM);
+        };
+        ensure_rw(d)?;
+        let mut fs = d.fs();
+        let h = fs.create_tmp(id, uid, gid, u32::from(mode)).map_err(kerr)?;
+        let rec = fs.extents(&h).map_err(kerr)?;
+        Ok(key_attrs(h.entry, &rec))
+    }
+
+    fn link(d: &MountData, dir: u64, k: &KeyState, name: &[u8]) -> Result {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            return Err(EPERM);
+        };
+        ensure_rw(d)?;
+        if !k.creating.load(Ordering::Acquire) {
+            // Keys have one name: no hard links.
+            return Err(EPERM);
+        }
+        if k.failed.load(Ordering::Acquire) {
+            // Its data is incomplete (a failed write or truncate).
+            return Err(EIO);
+        }
+        let mut fs = d.fs();
+        let rec = fs.extents(&k.handle()).map_err(kerr)?;
+        if !rec.name.is_temporary() {
+            return Err(EPERM);
+        }
+        if rec.dir != id {
+            return Err(EXDEV);
+        }
+        // The creating file keeps the bytes alive like any reader: hold the
+        // key before it becomes visible (and unlinkable) to others.
+        let fresh_hold = k.holders.load(Ordering::Relaxed) == 0;
+        if fresh_hold {
+            fs.hold_creating(&k.handle()).map_err(kerr)?;
+        }
+        if let Err(e) = fs.publish_as(&k.handle(), name, None) {
+            if fresh_hold {
+                let _ = fs.release(k.entry);
+            }
+            return Err(kerr(e));
+        }
+        k.creating.store(false, Ordering::Release);
+        k.holders.fetch_add(1, Ordering::Relaxed);
+        k.creator_holds.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn unlink(d: &MountData, dir: u64, name: &[u8]) -> Result {
@@ -663,8 +720,13 @@ impl Keys for Marufs {
 
     fn release(d: &MountData, k: &KeyState, f: OpenKey) {
         let mut fs = d.fs();
-        if f.creator && k.creating.load(Ordering::Acquire) && k.failed.load(Ordering::Acquire) {
-            // A write or truncate failed: never publish incomplete data.
+        let unnamed = f.creator
+            && k.creating.load(Ordering::Acquire)
+            && fs.extents(&k.handle()).is_ok_and(|r| r.name.is_temporary());
+        let held = f.held || (f.creator && k.creator_holds.swap(false, Ordering::AcqRel));
+        if f.creator && k.creating.load(Ordering::Acquire) && (k.failed.load(Ordering::Acquire) || unnamed) {
+            // A write or truncate failed, or an O_TMPFILE was never
+            // linked: never publish it.
             k.creating.store(false, Ordering::Release);
             if let Err(e) = fs.abort(&k.handle()) {
                 pr_warn!("key entry {}: discarding failed key: error {}\n", k.entry, e.errno());
@@ -678,7 +740,7 @@ impl Keys for Marufs {
                 }
             }
         }
-        if f.held && k.holders.fetch_sub(1, Ordering::Relaxed) == 1 {
+        if held && k.holders.fetch_sub(1, Ordering::Relaxed) == 1 {
             if let Err(e) = fs.release(k.entry) {
                 pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
             }
@@ -785,6 +847,47 @@ impl Keys for Marufs {
     }
 }
 
+impl Ioctls for Marufs {
+    fn lookup_batch(d: &MountData, dir: u64, names: &[u8], out: &mut [u8]) -> Result<u32> {
+        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+            // Batched lookups are of keys, in application directories.
+            return Err(EINVAL);
+        };
+        let mut present = 0u32;
+        let mut fs = d.fs();
+        for (i, (name, slot)) in PackedNames::new(names)
+            .zip(out.chunks_exact_mut(LOOKUP_RES_SIZE))
+            .enumerate()
+        {
+            if i % 64 == 63 {
+                // Long batches let the heartbeat and other callers in.
+                drop(fs);
+                fs = d.fs();
+            }
+            let r = match name.map_err(|()| EINVAL).and_then(|n| fs.lookup(id, n).map_err(kerr)) {
+                Ok(k) => {
+                    present += 1;
+                    LookupRes {
+                        status: 0,
+                        mode: bindings::S_IFREG | (k.rec.mode & 0o7777),
+                        size: k.rec.size,
+                        ino: key_ino(k.entry, k.rec.generation),
+                        uid: k.rec.uid,
+                        gid: k.rec.gid,
+                        mtime_ns: k.rec.mtime,
+                    }
+                }
+                Err(e) => LookupRes {
+                    status: e.to_errno().unsigned_abs(),
+                    ..LookupRes::default()
+                },
+            };
+            slot.copy_from_slice(&r.encode());
+        }
+        Ok(present)
+    }
+}
+
 impl Faults for Marufs {
     fn plan(d: &MountData, k: &KeyState, pos: u64, order: u32, write: bool) -> FaultPlan {
         if write && !k.creating.load(Ordering::Acquire) {
@@ -799,6 +902,10 @@ impl Faults for Marufs {
             Ok(Some(_)) => FaultPlan::Fallback,
             _ => FaultPlan::SigBus,
         }
+    }
+
+    fn mkwrite(_d: &MountData, k: &KeyState) -> bool {
+        k.creating.load(Ordering::Acquire)
     }
 
     fn phys(d: &MountData, off: u64) -> u64 {

@@ -294,11 +294,6 @@ unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
 	return thp_get_unmapped_area(f, addr, len, pgoff, flags);
 }
 
-void marufs_shim_memset(void *dst, int c, size_t len)
-{
-	memset(dst, c, len);
-}
-
 /* A self-rearming delayed work item calling marufs_rs_periodic(data). */
 struct marufs_periodic {
 	struct delayed_work work;
@@ -335,4 +330,97 @@ void marufs_shim_periodic_stop(struct marufs_periodic *p)
 		return;
 	disable_delayed_work_sync(&p->work);
 	kfree(p);
+}
+
+void marufs_shim_zero_flushcache(void *dst, size_t len)
+{
+	size_t done = 0;
+	char *d = dst;
+
+	while (done < len) {
+		size_t n = min_t(size_t, len - done, PAGE_SIZE);
+
+		memcpy_flushcache(d + done, page_address(ZERO_PAGE(0)), n);
+		done += n;
+		if ((done & (SZ_2M - 1)) == 0)
+			cond_resched();
+	}
+	/* Non-temporal stores are weakly ordered: fence before anything that
+	 * publishes the zeroed range. */
+	wmb();
+}
+
+void marufs_shim_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+void marufs_shim_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
+}
+
+void marufs_shim_invalidate_lock(struct inode *inode)
+{
+	filemap_invalidate_lock(inode->i_mapping);
+}
+
+void marufs_shim_invalidate_unlock(struct inode *inode)
+{
+	filemap_invalidate_unlock(inode->i_mapping);
+}
+
+void marufs_shim_invalidate_lock_shared(struct inode *inode)
+{
+	filemap_invalidate_lock_shared(inode->i_mapping);
+}
+
+void marufs_shim_invalidate_unlock_shared(struct inode *inode)
+{
+	filemap_invalidate_unlock_shared(inode->i_mapping);
+}
+
+void marufs_shim_unmap_all(struct inode *inode)
+{
+	unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+}
+
+int marufs_shim_tmpfile_open(struct file *file, struct inode *inode)
+{
+	d_tmpfile(file, inode);
+	return finish_open_simple(file, 0);
+}
+
+void marufs_shim_link_instantiate(struct inode *inode, struct dentry *dentry)
+{
+	inode_set_ctime_current(inode);
+	inc_nlink(inode);
+	ihold(inode);
+	d_instantiate(dentry, inode);
+}
+
+unsigned int marufs_shim_mkwrite_allow(struct vm_fault *vmf)
+{
+	folio_lock(page_folio(vmf->page));
+	return VM_FAULT_LOCKED;
+}
+
+struct inode *marufs_shim_file_inode(struct file *f)
+{
+	return file_inode(f);
+}
+
+int marufs_shim_permission(struct file *f, int mask)
+{
+	return inode_permission(file_mnt_idmap(f), file_inode(f), mask);
+}
+
+unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n)
+{
+	return copy_from_user(dst, u64_to_user_ptr(src), n);
+}
+
+unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n)
+{
+	return copy_to_user(u64_to_user_ptr(dst), src, n);
 }

@@ -105,10 +105,33 @@ unsigned int marufs_shim_pmd_order(void);
 unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
 					    unsigned long len, unsigned long pgoff,
 					    unsigned long flags);
-void marufs_shim_memset(void *dst, int c, size_t len);
 struct kstatfs;
 void marufs_shim_fill_statfs(struct kstatfs *buf, u32 bsize, u64 blocks,
 			     u64 bfree, u64 files, u64 ffree, u32 namelen,
 			     u64 fsid);
+/* Zeroes [dst, dst + len) with cache-bypassing stores (written back to
+ * memory without a separate flush; 8-byte aligned dst and len). */
+void marufs_shim_zero_flushcache(void *dst, size_t len);
+/* Inode lock and the mapping's invalidate lock (faults vs revocation). */
+void marufs_shim_inode_lock(struct inode *inode);
+void marufs_shim_inode_unlock(struct inode *inode);
+void marufs_shim_invalidate_lock(struct inode *inode);
+void marufs_shim_invalidate_unlock(struct inode *inode);
+void marufs_shim_invalidate_lock_shared(struct inode *inode);
+void marufs_shim_invalidate_unlock_shared(struct inode *inode);
+/* Zaps every user mapping of the inode (they fault again). */
+void marufs_shim_unmap_all(struct inode *inode);
+/* i_op->tmpfile: attaches the new inode to the file and opens it. */
+int marufs_shim_tmpfile_open(struct file *file, struct inode *inode);
+/* i_op->link of an O_TMPFILE: gives the inode its name. */
+void marufs_shim_link_instantiate(struct inode *inode, struct dentry *dentry);
+/* vm_ops->page_mkwrite allowing the write: locks the folio. */
+unsigned int marufs_shim_mkwrite_allow(struct vm_fault *vmf);
+/* The inode of an open file. */
+struct inode *marufs_shim_file_inode(struct file *f);
+/* Permission check of the caller on an inode (MAY_* mask). */
+int marufs_shim_permission(struct file *f, int mask);
+unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n);
+unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n);
 
 #endif

@@ -237,11 +237,13 @@ impl DaxMapping {
 }
 
 impl DaxMapping {
-    /// Zeroes `[off, off + len)` and writes it back to memory.
+    /// Zeroes `[off, off + len)` with cache-bypassing stores: the zeroes are
+    /// in memory (visible to other hosts) without a `clflush` per line, and
+    /// zeroing does not evict this CPU's cache.
     pub fn zero(&self, off: u64, len: u64) -> Result {
         let p = self.range(off, len as usize)?;
         // SAFETY: `[p, p + len)` is inside the mapping.
-        unsafe { shim::marufs_shim_memset(p.cast(), 0, len as usize) };
-        self.flush(off, len)
+        unsafe { shim::marufs_shim_zero_flushcache(p.cast(), len as usize) };
+        Ok(())
     }
 }

@@ -47,6 +47,11 @@ pub trait Keys: Namespace {
     fn key_state(a: &Attrs, creating: bool) -> Self::KeyState;
     /// Creates an unpublished key `name` in directory `dir`.
     fn create(d: &Self::Data, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs>;
+    /// Creates an unpublished key without a name in `dir` (`O_TMPFILE`).
+    fn create_tmp(d: &Self::Data, dir: u64, mode: u16, uid: u32, gid: u32) -> Result<Attrs>;
+    /// Names and publishes the unnamed key `k` as `name` in `dir` (`linkat`
+    /// of an `O_TMPFILE`).
+    fn link(d: &Self::Data, dir: u64, k: &Self::KeyState, name: &[u8]) -> Result;
     /// Removes key `name` from `dir`.
     fn unlink(d: &Self::Data, dir: u64, name: &[u8]) -> Result;
     /// Renames key `old` to `new` within directory `dir` (`new` must not exist).
@@ -259,13 +264,40 @@ unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindin
         Err(e) => return e.to_errno() as isize,
     };
     // SAFETY: `iter` and `iocb` are live (VFS contract).
-    let (count, mut pos) = unsafe { (shim::marufs_shim_iov_count(iter), (*iocb).ki_pos as u64) };
+    let (count, pos) = unsafe { (shim::marufs_shim_iov_count(iter), (*iocb).ki_pos as u64) };
     if count == 0 {
         return 0;
     }
     let Some(end) = pos.checked_add(count as u64) else {
         return EFBIG.to_errno() as isize;
     };
+    // SAFETY: `inode` is live. The lock serialises writers of the file (its
+    // size) and orders writes against `link_cb`, which publishes the key
+    // under the same lock.
+    unsafe { shim::marufs_shim_inode_lock(inode) };
+    // SAFETY: as above.
+    let r = unsafe { write_locked(d, k, of, inode, iocb, iter, pos, end) };
+    // SAFETY: locked above.
+    unsafe { shim::marufs_shim_inode_unlock(inode) };
+    r
+}
+
+/// The body of [`write_iter_cb`], under the inode lock.
+///
+/// # Safety
+///
+/// As for [`write_iter_cb`]; the inode lock is held.
+#[allow(clippy::too_many_arguments)]
+unsafe fn write_locked(
+    d: &<Fs as FileSystem>::Data,
+    k: &KeyState,
+    of: &OpenKey,
+    inode: *mut bindings::inode,
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+    mut pos: u64,
+    end: u64,
+) -> isize {
     if let Err(e) = Fs::grow(d, k, of, end) {
         return e.to_errno() as isize;
     }
@@ -293,7 +325,7 @@ unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindin
         return EFAULT.to_errno() as isize;
     }
     // SAFETY: `iocb` and `inode` are live; the size only grows here, under
-    // the inode lock the VFS holds for writes.
+    // the inode lock.
     unsafe {
         (*iocb).ki_pos = pos as i64;
         if pos > (*inode).i_size as u64 {
@@ -308,7 +340,7 @@ unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindin
 ///
 /// # Safety
 ///
-/// VFS contract: `file` is an open key (the inode lock is held by the VFS).
+/// VFS contract: `file` is an open key.
 unsafe extern "C" fn fallocate_cb(file: *mut bindings::file, mode: c_int, offset: i64, len: i64) -> isize {
     if mode != 0 {
         return EOPNOTSUPP.to_errno() as isize;
@@ -326,16 +358,24 @@ unsafe extern "C" fn fallocate_cb(file: *mut bindings::file, mode: c_int, offset
         Ok(v) => v,
         Err(e) => return e.to_errno() as isize,
     };
-    if let Err(e) = Fs::grow(d, k, of, end) {
-        return e.to_errno() as isize;
-    }
-    // SAFETY: the inode is live and locked by the VFS for fallocate.
-    unsafe {
-        if end > (*inode).i_size as u64 {
-            shim::marufs_shim_inode_set_size(inode, end, (*inode).i_blocks);
+    // SAFETY: the inode is live; its lock serialises size changes and orders
+    // them against `link_cb`.
+    unsafe { shim::marufs_shim_inode_lock(inode) };
+    let r = Fs::grow(d, k, of, end);
+    if r.is_ok() {
+        // SAFETY: the inode is live and locked.
+        unsafe {
+            if end > (*inode).i_size as u64 {
+                shim::marufs_shim_inode_set_size(inode, end, (*inode).i_blocks);
+            }
         }
     }
-    0
+    // SAFETY: locked above.
+    unsafe { shim::marufs_shim_inode_unlock(inode) };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as isize,
+    }
 }
 
 /// `file_operations.fsync`: stores already reach memory when written
@@ -401,6 +441,86 @@ pub(crate) unsafe extern "C" fn unlink_cb(dir: *mut bindings::inode, dentry: *mu
                     bindings::drop_nlink(victim);
                 }
             }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `inode_operations.tmpfile`: `open(dir, O_TMPFILE)` creates an unnamed,
+/// unpublished key; `linkat` names and publishes it (`link_cb`), a release
+/// without a name discards it.
+///
+/// # Safety
+///
+/// VFS contract: `dir` is a live directory, `file` the file being opened.
+pub(crate) unsafe extern "C" fn tmpfile_cb(
+    _idmap: *mut bindings::mnt_idmap,
+    dir: *mut bindings::inode,
+    file: *mut bindings::file,
+    mode: bindings::umode_t,
+) -> c_int {
+    // SAFETY: VFS contract.
+    let (d, dino) = match unsafe { data_of(dir) } {
+        // SAFETY: `dir` is live.
+        Ok(d) => (d, unsafe { (*dir).i_ino }),
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: reading the caller's credentials.
+    let (uid, gid) = unsafe { (shim::marufs_shim_current_fsuid(), shim::marufs_shim_current_fsgid()) };
+    let a = match Fs::create_tmp(d, dino, mode & 0o7777, uid, gid) {
+        Ok(a) => a,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: `dir`'s superblock is live.
+    match unsafe { inode::get_key_inode((*dir).i_sb, &a, true) } {
+        // SAFETY: `file` is being opened with a dentry for the new inode,
+        // which takes our reference; on failure the VFS drops the dentry and
+        // eviction discards the unopened key.
+        Ok(i) => unsafe { shim::marufs_shim_tmpfile_open(file, i) },
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `inode_operations.link`: only an unnamed key (`O_TMPFILE`) may be linked,
+/// which publishes it. Mappings of it are zapped under the invalidate lock so
+/// that a writable mapping the creator still holds faults again and can no
+/// longer change the bytes (write faults get SIGBUS).
+///
+/// # Safety
+///
+/// VFS contract: `old` is the key's dentry (its inode locked), `dir` the
+/// locked target directory, `new` a negative dentry in it.
+pub(crate) unsafe extern "C" fn link_cb(
+    old: *mut bindings::dentry,
+    dir: *mut bindings::inode,
+    new: *mut bindings::dentry,
+) -> c_int {
+    // SAFETY: VFS contract.
+    let (d, name, dino) = match unsafe { inode::dir_args(dir, new) } {
+        Ok(v) => v,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: `old` is positive (VFS contract).
+    let inode = unsafe { (*old).d_inode };
+    // SAFETY: a live marufs inode.
+    let Some(k) = (unsafe { key_of(inode) }) else {
+        return EPERM.to_errno();
+    };
+    // SAFETY: `inode` is live; the invalidate lock orders this against
+    // faults (taken shared there), after the inode lock as in truncate.
+    unsafe { shim::marufs_shim_invalidate_lock(inode) };
+    let r = Fs::link(d, dino, k, name);
+    if r.is_ok() {
+        // SAFETY: as above.
+        unsafe { shim::marufs_shim_unmap_all(inode) };
+    }
+    // SAFETY: taken above.
+    unsafe { shim::marufs_shim_invalidate_unlock(inode) };
+    match r {
+        Ok(()) => {
+            // SAFETY: `new` is negative and locked; `inode` is live.
+            unsafe { shim::marufs_shim_link_instantiate(inode, new) };
             0
         }
         Err(e) => e.to_errno(),

@@ -90,7 +90,7 @@ pub trait Namespace: FileSystem {
 /// # Safety
 ///
 /// `inode` must be a live marufs inode.
-unsafe fn data_of<'a>(inode: *mut bindings::inode) -> Result<&'a <Fs as FileSystem>::Data> {
+pub(crate) unsafe fn data_of<'a>(inode: *mut bindings::inode) -> Result<&'a <Fs as FileSystem>::Data> {
     // SAFETY: a live inode's superblock is live and is a marufs superblock
     // (function contract); its data outlives all of its inodes.
     let sb = unsafe { SuperBlock::from_raw((*inode).i_sb) };
@@ -229,6 +229,8 @@ static DIR_IOPS: bindings::inode_operations = {
     let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
     o.lookup = Some(lookup_cb);
     o.create = Some(file::create_cb);
+    o.tmpfile = Some(file::tmpfile_cb);
+    o.link = Some(file::link_cb);
     o.unlink = Some(file::unlink_cb);
     o.rename = Some(file::rename_cb);
     o.setattr = Some(file::setattr_cb);
@@ -246,6 +248,8 @@ static DIR_FOPS: Table<bindings::file_operations> = Table({
     // SAFETY: all-zero is a valid table (every hook optional).
     let mut o: bindings::file_operations = unsafe { core::mem::zeroed() };
     o.iterate_shared = Some(iterate_cb);
+    o.unlocked_ioctl = Some(super::ioctl::dir_ioctl_cb);
+    o.compat_ioctl = bindings::compat_ptr_ioctl;
     o.read = Some(bindings::generic_read_dir);
     o.llseek = Some(bindings::generic_file_llseek);
     o

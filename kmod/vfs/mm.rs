@@ -30,6 +30,9 @@ pub enum FaultPlan {
 pub trait Faults: Keys {
     /// Plans a fault of `1 << (order + 12)` bytes at file position `pos`.
     fn plan(d: &Self::Data, k: &Self::KeyState, pos: u64, order: u32, write: bool) -> FaultPlan;
+    /// Whether a write may make a read-only-mapped page of the key writable
+    /// (`page_mkwrite`: the key is still unpublished).
+    fn mkwrite(d: &Self::Data, k: &Self::KeyState) -> bool;
     /// Physical address of device offset `off`.
     fn phys(d: &Self::Data, off: u64) -> u64;
 }
@@ -39,6 +42,10 @@ pub(crate) static VM_OPS: Table<bindings::vm_operations_struct> = Table({
     let mut o: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
     o.fault = Some(fault_cb);
     o.huge_fault = Some(huge_fault_cb);
+    // With `page_mkwrite`, shared writable mappings are write-notify: pages
+    // are mapped read-only first and a write asks us again, so a key
+    // published while mapped writable (linkat of an O_TMPFILE) refuses it.
+    o.page_mkwrite = Some(page_mkwrite_cb);
     o
 });
 
@@ -89,7 +96,13 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
     if order != 0 && !fi.fits {
         return FALLBACK;
     }
-    match Fs::plan(d, k, fi.pos, order, fi.write) {
+    // SAFETY: `file` is open, its inode live.
+    let inode = unsafe { shim::marufs_shim_file_inode(file) };
+    // SAFETY: as above. Shared: faults run concurrently; `link_cb` takes it
+    // exclusively to publish and zap, so no write-enabled entry planned
+    // before a publish is inserted after its zap.
+    unsafe { shim::marufs_shim_invalidate_lock_shared(inode) };
+    let r = match Fs::plan(d, k, fi.pos, order, fi.write) {
         FaultPlan::Map(off) => {
             // SAFETY: `vmf` is live; the planned range is the key's own
             // device memory, held by the open file for the VMA's lifetime.
@@ -97,7 +110,32 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
         }
         FaultPlan::Fallback => FALLBACK,
         FaultPlan::SigBus => SIGBUS,
+    };
+    // SAFETY: taken above.
+    unsafe { shim::marufs_shim_invalidate_unlock_shared(inode) };
+    r
+}
+
+/// `vm_operations_struct.page_mkwrite`: a write to a page mapped read-only.
+/// Allowed while the key is unpublished (the folio is returned locked, as
+/// the mm expects); SIGBUS once it is published. A publish racing with this
+/// zaps the entry first, which the mm notices (`pte_same`) and retries.
+///
+/// # Safety
+///
+/// Called by the mm with a live write fault on our VMA (`vmf->page` set).
+unsafe extern "C" fn page_mkwrite_cb(vmf: *mut bindings::vm_fault) -> u32 {
+    // SAFETY: mm contract: the VMA holds the file open.
+    let file = unsafe { shim::marufs_shim_vmf_file(vmf) };
+    // SAFETY: `file` is an open marufs key.
+    let Ok((d, k)) = (unsafe { key_args_of_file(file) }) else {
+        return SIGBUS;
+    };
+    if !Fs::mkwrite(d, k) {
+        return SIGBUS;
     }
+    // SAFETY: `vmf` is a live write fault with its page set.
+    unsafe { shim::marufs_shim_mkwrite_allow(vmf) }
 }
 
 /// `vm_operations_struct.fault` (one page).

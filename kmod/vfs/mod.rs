@@ -9,6 +9,7 @@ pub mod file;
 pub mod fs_context;
 pub mod fs_type;
 pub mod inode;
+pub mod ioctl;
 pub mod mm;
 pub(crate) mod shim;
 pub mod super_block;

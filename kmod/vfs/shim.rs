@@ -102,7 +102,6 @@ extern "C" {
         pgoff: usize,
         flags: usize,
     ) -> usize;
-    pub(crate) fn marufs_shim_memset(dst: *mut c_void, c: c_int, len: usize);
     pub(crate) fn marufs_shim_periodic_start(data: *mut c_void, period_ms: u32) -> *mut Periodic;
     pub(crate) fn marufs_shim_periodic_stop(p: *mut Periodic);
     pub(crate) fn marufs_shim_fill_statfs(
@@ -115,4 +114,19 @@ extern "C" {
         namelen: u32,
         fsid: u64,
     );
+    pub(crate) fn marufs_shim_zero_flushcache(dst: *mut c_void, len: usize);
+    pub(crate) fn marufs_shim_inode_lock(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_inode_unlock(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_invalidate_lock(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_invalidate_unlock(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_invalidate_lock_shared(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_invalidate_unlock_shared(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_unmap_all(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_tmpfile_open(file: *mut bindings::file, inode: *mut bindings::inode) -> c_int;
+    pub(crate) fn marufs_shim_link_instantiate(inode: *mut bindings::inode, dentry: *mut bindings::dentry);
+    pub(crate) fn marufs_shim_mkwrite_allow(vmf: *mut bindings::vm_fault) -> u32;
+    pub(crate) fn marufs_shim_file_inode(f: *mut bindings::file) -> *mut bindings::inode;
+    pub(crate) fn marufs_shim_permission(f: *mut bindings::file, mask: c_int) -> c_int;
+    pub(crate) fn marufs_shim_copy_from_user(dst: *mut c_void, src: u64, n: usize) -> usize;
+    pub(crate) fn marufs_shim_copy_to_user(dst: u64, src: *const c_void, n: usize) -> usize;
 }

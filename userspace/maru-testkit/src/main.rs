@@ -11,6 +11,8 @@ use memmap2::{MmapMut, MmapOptions};
 use std::fs::OpenOptions;
 use std::time::{Duration, Instant};
 
+mod tmpfile;
+
 const MARKER_MAGIC: u64 = 0x4d41_5255_5445_5354; // "MARUTEST"
 
 #[derive(Parser)]
@@ -130,6 +132,28 @@ enum Cmd {
         /// Byte to read.
         #[arg(long)]
         offset: usize,
+    },
+    /// O_TMPFILE + linkat publishing: invisible before, published by linkat,
+    /// the creator's writable mapping revoked (SIGBUS on write), an unlinked
+    /// tmpfile discarded.
+    Tmpfile {
+        /// Application directory (empty).
+        dir: String,
+        /// Name to link the key as.
+        name: String,
+        /// Size in bytes.
+        #[arg(long, default_value_t = 4 << 20)]
+        len: usize,
+        /// Pattern seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Batched lookup ioctl: prints `name status size mode uid` per name.
+    Lookup {
+        /// Application directory.
+        dir: String,
+        /// Names.
+        names: Vec<String>,
     },
     /// Wait for the marker, then verify the pattern byte for byte.
     DaxVerify {
@@ -437,6 +461,13 @@ fn stress_worker(
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::Tmpfile {
+            dir,
+            name,
+            len,
+            seed,
+        } => tmpfile::run(std::path::Path::new(&dir), &name, len, seed)?,
+        Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
         Cmd::Stress {
             dir,
             procs,

@@ -1867,6 +1867,19 @@ impl<M: Media, E: Env> Fs<M, E> {
         Err(Error::Stale)
     }
 
+    /// Holds a key this host is creating, so that the hold is in place before
+    /// [`publish_as`](Self::publish_as) makes it visible (and unlinkable) to
+    /// other hosts: a creator that keeps its file open after naming the key
+    /// keeps its bytes. Undone by [`release`](Self::release).
+    pub fn hold_creating(&mut self, h: &Handle) -> Result<()> {
+        self.ensure_lease()?;
+        let mut e = EntryRec::default();
+        self.my_creating(h, &mut e)?;
+        let off = self.hold_word(h.entry);
+        let w = self.ld64(off)? | (1u64 << (h.entry % 64));
+        self.st_flush(off, &w.to_le_bytes())
+    }
+
     /// Drops this host's hold on a key.
     pub fn release(&mut self, entry: u32) -> Result<()> {
         if u64::from(entry) >= self.geo.entry_count {

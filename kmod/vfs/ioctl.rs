@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `file_operations.unlocked_ioctl` of directories: the batched interface of
+//! `marufs_core::abi` (one call looks up many keys). This layer copies the
+//! request in and the results out; the lookups are the filesystem's.
+
+use super::{
+    fs_context::Fs,
+    inode::{self, Namespace},
+    shim,
+};
+use crate::marufs_core::abi::{self, LookupReq, LOOKUP_REQ_SIZE, LOOKUP_RES_SIZE};
+use kernel::{
+    alloc::KVVec,
+    bindings,
+    ffi::{c_int, c_long, c_uint, c_ulong},
+    prelude::*,
+};
+
+const MAY_EXEC: c_int = 1;
+
+/// Batched operations of a filesystem.
+pub trait Ioctls: Namespace {
+    /// Looks up `count` packed names (already validated with
+    /// [`abi::validate_packed`]) in directory `dir`, writing one
+    /// [`abi::LookupRes`] per name into `out`; returns how many are present.
+    fn lookup_batch(d: &Self::Data, dir: u64, names: &[u8], out: &mut [u8]) -> Result<u32>;
+}
+
+/// `file_operations.unlocked_ioctl` for directories.
+///
+/// # Safety
+///
+/// VFS contract: `file` is an open marufs directory.
+pub(crate) unsafe extern "C" fn dir_ioctl_cb(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    let r = match cmd {
+        // SAFETY: VFS contract.
+        abi::IOC_LOOKUP => unsafe { lookup(file, arg as u64) },
+        _ => Err(ENOTTY),
+    };
+    match r {
+        Ok(n) => n as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// Copies `len` bytes from user address `src`.
+fn copy_in(src: u64, len: usize) -> Result<KVVec<u8>> {
+    let mut v = KVVec::from_elem(0u8, len, GFP_KERNEL)?;
+    // SAFETY: `v` has `len` writable bytes; the user address is checked by
+    // copy_from_user.
+    let left = unsafe { shim::marufs_shim_copy_from_user(v.as_mut_ptr().cast(), src, len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(v)
+}
+
+/// # Safety
+///
+/// `file` must be an open marufs directory.
+unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
+    let raw = copy_in(arg, LOOKUP_REQ_SIZE)?;
+    let mut b = [0u8; LOOKUP_REQ_SIZE];
+    b.copy_from_slice(&raw);
+    let req = LookupReq::decode(&b);
+    let max_names = u64::from(req.count) * 256;
+    if req.flags != 0 || req.count > abi::LOOKUP_MAX || u64::from(req.names_len) > max_names {
+        return Err(EINVAL);
+    }
+    // SAFETY: `file` is open (function contract).
+    let inode = unsafe { shim::marufs_shim_file_inode(file) };
+    // A batched lookup is a path walk: it needs search permission.
+    // SAFETY: `file` is open.
+    let p = unsafe { shim::marufs_shim_permission(file, MAY_EXEC) };
+    if p != 0 {
+        return Err(Error::from_errno(p));
+    }
+    let names = copy_in(req.names, req.names_len as usize)?;
+    if !abi::validate_packed(&names, req.count) {
+        return Err(EINVAL);
+    }
+    let out_len = req.count as usize * LOOKUP_RES_SIZE;
+    let mut out = KVVec::from_elem(0u8, out_len, GFP_KERNEL)?;
+    // SAFETY: `inode` is live while the file is open.
+    let (d, ino) = unsafe { (inode::data_of(inode)?, (*inode).i_ino) };
+    let n = <Fs as Ioctls>::lookup_batch(d, ino, &names, &mut out)?;
+    // SAFETY: `out` holds `out_len` initialised bytes; the user address is
+    // checked by copy_to_user.
+    let left = unsafe { shim::marufs_shim_copy_to_user(req.results, out.as_ptr().cast(), out_len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(n)
+}

@@ -1,0 +1,232 @@
+//! `O_TMPFILE` + `linkat` publishing and the batched lookup ioctl, through
+//! the real syscalls.
+
+use anyhow::{bail, Context, Result};
+use std::ffi::CString;
+use std::io::Error as IoError;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cstr(p: &Path) -> Result<CString> {
+    Ok(CString::new(p.as_os_str().as_bytes())?)
+}
+
+fn errno_of(r: i64) -> Option<i32> {
+    (r < 0).then(|| IoError::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// An unnamed key of `len` bytes in `dir`, mapped writable and filled.
+struct Tmp {
+    fd: i32,
+    map: *mut u8,
+    len: usize,
+}
+
+impl Tmp {
+    fn new(dir: &Path, len: usize, seed: u64) -> Result<Tmp> {
+        let d = cstr(dir)?;
+        // SAFETY: plain syscalls on our own descriptors and mapping.
+        unsafe {
+            let fd = libc::open(d.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o644);
+            if fd < 0 {
+                bail!(
+                    "open({}, O_TMPFILE): {}",
+                    dir.display(),
+                    IoError::last_os_error()
+                );
+            }
+            if libc::ftruncate(fd, len as i64) != 0 {
+                bail!("ftruncate: {}", IoError::last_os_error());
+            }
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                bail!("mmap: {}", IoError::last_os_error());
+            }
+            let s = std::slice::from_raw_parts_mut(p.cast::<u8>(), len);
+            crate::fill(s, seed);
+            Ok(Tmp {
+                fd,
+                map: p.cast(),
+                len,
+            })
+        }
+    }
+
+    /// `linkat` through /proc/self/fd (what an unprivileged process does).
+    fn link(&self, to: &Path) -> Result<(), i32> {
+        let from = CString::new(format!("/proc/self/fd/{}", self.fd)).unwrap_or_default();
+        let to = cstr(to).map_err(|_| libc::EINVAL)?;
+        // SAFETY: plain syscall.
+        let r = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        match errno_of(r.into()) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: our live mapping of `len` bytes.
+        unsafe { std::slice::from_raw_parts(self.map, self.len) }
+    }
+
+    /// Writes one byte through the mapping in a forked child; returns the
+    /// signal that ended it (None: the write went through).
+    fn child_write(&self, at: usize) -> Result<Option<i32>> {
+        // SAFETY: the child only stores through the inherited mapping and
+        // exits; the parent waits for it.
+        unsafe {
+            let pid = libc::fork();
+            if pid < 0 {
+                bail!("fork: {}", IoError::last_os_error());
+            }
+            if pid == 0 {
+                std::ptr::write_volatile(self.map.add(at), 0xEE);
+                libc::_exit(0);
+            }
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, 0);
+            Ok(libc::WIFSIGNALED(st).then(|| libc::WTERMSIG(st)))
+        }
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        // SAFETY: our mapping and descriptor.
+        unsafe {
+            libc::munmap(self.map.cast(), self.len);
+            libc::close(self.fd);
+        }
+    }
+}
+
+fn free_blocks(dir: &Path) -> Result<u64> {
+    let d = cstr(dir)?;
+    // SAFETY: statvfs fills the struct.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(d.as_ptr(), &mut s) != 0 {
+            bail!("statvfs: {}", IoError::last_os_error());
+        }
+        Ok(s.f_bfree as u64 * s.f_frsize as u64)
+    }
+}
+
+/// The whole O_TMPFILE scenario (see `tests/guest/tmpfile.sh`).
+pub fn run(dir: &Path, name: &str, len: usize, seed: u64) -> Result<()> {
+    let target = dir.join(name);
+    let free0 = free_blocks(dir)?;
+    let t = Tmp::new(dir, len, seed)?;
+    if target.exists() {
+        bail!("{}: visible before linkat", target.display());
+    }
+    if std::fs::read_dir(dir)?.count() != 0 {
+        bail!("the unnamed key shows in readdir");
+    }
+    // Linking to a taken name fails and leaves the key unnamed.
+    std::fs::write(dir.join("taken"), b"x")?;
+    match t.link(&dir.join("taken")) {
+        Err(libc::EEXIST) => {}
+        r => bail!("linkat onto an existing key: {r:?}, want EEXIST"),
+    }
+    t.link(&target)
+        .map_err(|e| anyhow::anyhow!("linkat: {}", IoError::from_raw_os_error(e)))?;
+    // Published: others see the bytes.
+    let got = std::fs::read(&target).context("read after linkat")?;
+    crate::check(&got, seed, "read after linkat")?;
+    // The creator's writable mapping can no longer change them.
+    for at in [0, len / 2, len - 1] {
+        match t.child_write(at)? {
+            Some(libc::SIGBUS) => {}
+            s => bail!(
+                "write through the creator's mapping at {at} after linkat: {s:?}, want SIGBUS"
+            ),
+        }
+    }
+    // Reads through it still work (read-only again).
+    crate::check(t.bytes(), seed, "creator's mapping after linkat")?;
+    // write(2), ftruncate and a second name are refused.
+    // SAFETY: plain syscalls on our descriptor.
+    let (w, tr) = unsafe {
+        let w = libc::pwrite(t.fd, b"zz".as_ptr().cast(), 2, 0);
+        let we = errno_of(w as i64);
+        let tr = libc::ftruncate(t.fd, 1);
+        (we, errno_of(tr.into()))
+    };
+    if w != Some(libc::EPERM) || tr != Some(libc::EPERM) {
+        bail!("write/ftruncate after linkat: {w:?}/{tr:?}, want EPERM");
+    }
+    match t.link(&dir.join("second")) {
+        Err(libc::EPERM) => {}
+        r => bail!("second link: {r:?}, want EPERM"),
+    }
+    let got = std::fs::read(&target)?;
+    crate::check(&got, seed, "read after refused writes")?;
+    drop(t);
+    // An unnamed key that is never linked is discarded: its space returns.
+    {
+        let u = Tmp::new(dir, 2 << 20, seed + 1)?;
+        drop(u);
+    }
+    std::fs::remove_file(dir.join("taken"))?;
+    let used_now = free0.saturating_sub(free_blocks(dir)?);
+    let want = len.div_ceil(2 << 20) as u64 * (2 << 20);
+    if used_now != want {
+        bail!("space used after the run: {used_now} bytes, want {want} (the linked key only)");
+    }
+    println!(
+        "tmpfile: {}: invisible until linkat, EEXIST on a taken name, published by linkat; creator's writes SIGBUS, write/ftruncate/link EPERM; an unlinked tmpfile is discarded",
+        target.display()
+    );
+    Ok(())
+}
+
+/// One batched lookup; prints `name status size` per name.
+pub fn lookup(dir: &Path, names: &[String]) -> Result<()> {
+    use marufs_core::abi;
+    let d = std::fs::File::open(dir).with_context(|| dir.display().to_string())?;
+    let mut packed = vec![0u8; names.iter().map(|n| n.len() + 1).sum()];
+    let mut at = 0;
+    for n in names {
+        at = abi::pack_name(&mut packed, at, n.as_bytes())
+            .with_context(|| format!("bad name {n:?}"))?;
+    }
+    let mut out = vec![0u8; names.len() * abi::LOOKUP_RES_SIZE];
+    let req = abi::LookupReq {
+        names: packed.as_ptr() as u64,
+        names_len: packed.len() as u32,
+        count: names.len() as u32,
+        results: out.as_mut_ptr() as u64,
+        flags: 0,
+    }
+    .encode();
+    use std::os::fd::AsRawFd;
+    // SAFETY: the request points at live buffers of the stated sizes.
+    let r = unsafe { libc::ioctl(d.as_raw_fd(), abi::IOC_LOOKUP as _, req.as_ptr()) };
+    if r < 0 {
+        bail!("ioctl(IOC_LOOKUP): {}", IoError::last_os_error());
+    }
+    for (n, c) in names.iter().zip(out.chunks_exact(abi::LOOKUP_RES_SIZE)) {
+        let mut b = [0u8; abi::LOOKUP_RES_SIZE];
+        b.copy_from_slice(c);
+        let x = abi::LookupRes::decode(&b);
+        println!("{n} {} {} {:o} {}", x.status, x.size, x.mode, x.uid);
+    }
+    println!("present {r}");
+    Ok(())
+}
