@@ -10,6 +10,7 @@
 //! | --- | --- | --- |
 //! | `alloc(size)` | [`Store::alloc`]`(key, size)` → [`AllocHandle`] | `openat(O_CREAT\|O_EXCL)`, `ftruncate`, `mmap(PROT_WRITE, MAP_SHARED)` |
 //! | `store(key, handle=)` | [`Store::store`]`(handle)` | cache write-back, `munmap`, `close` (publishes) |
+//! | `alloc(size)`, key known later | [`Store::alloc_unnamed`]`(size)`, then [`Store::store_as`]`(handle, key)` | `openat(O_TMPFILE)`...; `linkat` (publishes) |
 //! | `store(key, data=)` | [`Store::store_bytes`] → `false` if it existed | as above, plus one copy |
 //! | `free(handle)` | [`Store::free`] or drop | `unlink` of the unpublished key, `close` |
 //! | `retrieve(key)` | [`Store::retrieve`] → [`Mapping`] (zero copy, cached) | `openat(O_RDONLY)`, `mmap(PROT_READ, MAP_SHARED)`, `close` |
@@ -20,7 +21,12 @@
 //!
 //! Published keys are immutable on every host; a key is never visible half
 //! written; a second writer of the same name gets [`Error::Exists`] at
-//! allocation, before writing anything (deduplication). Permissions are the
+//! allocation, before writing anything (deduplication). That is why the
+//! main write path names the key at allocation: marufs publishes a key
+//! under the name it was created with, and reserving the name first saves
+//! the loser of a race its copy. Where the key is known only after the
+//! value is written, an unnamed allocation ([`Store::alloc_unnamed`], an
+//! `O_TMPFILE`) is named and published in one step by [`Store::store_as`]. Permissions are the
 //! kernel's: POSIX modes on directories and keys.
 //!
 //! The library works on any directory (tests and development use a

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
@@ -273,13 +273,7 @@ impl Store {
     /// the same content skip its copy entirely.
     pub fn alloc(&self, key: &str, size: u64) -> Result<AllocHandle> {
         let c = self.cname("create", key)?;
-        let len = usize::try_from(size)
-            .ok()
-            .filter(|_| i64::try_from(size).is_ok())
-            .ok_or_else(|| Error::NoSpace {
-                key: key.to_string(),
-                size,
-            })?;
+        check_size(key, size)?;
         let fd = match sys::openat(
             self.dir(),
             &c,
@@ -292,9 +286,37 @@ impl Store {
             }
             Err(e) => return Err(Error::io("create", key, e)),
         };
+        self.prepare(fd, key, true, size)
+    }
+
+    /// Creates an unpublished key without a name (`O_TMPFILE` in the
+    /// application directory) of `size` bytes and maps it writable: Maru's
+    /// `alloc(size)`, for callers that learn the key after writing the value.
+    /// Name and publish it with [`store_as`](Self::store_as); dropping or
+    /// [`free`](Self::free)ing it discards it.
+    ///
+    /// Unlike [`alloc`](Self::alloc), a second writer of the same key finds
+    /// out only when naming it, after writing. Needs a filesystem with
+    /// `O_TMPFILE` (marufs with unnamed-key support, tmpfs, ext4...);
+    /// `EOPNOTSUPP`/`EISDIR` otherwise.
+    pub fn alloc_unnamed(&self, size: u64) -> Result<AllocHandle> {
+        check_size("(unnamed)", size)?;
+        let fd = sys::openat(
+            self.dir(),
+            c".",
+            libc::O_TMPFILE | libc::O_RDWR,
+            self.opts.key_mode as libc::mode_t,
+        )
+        .map_err(|e| Error::io("create unnamed key in", self.app(), e))?;
+        self.prepare(fd, "", false, size)
+    }
+
+    /// Sizes and maps a new key; discards it on failure.
+    fn prepare(&self, fd: OwnedFd, key: &str, named: bool, size: u64) -> Result<AllocHandle> {
         let mut h = AllocHandle {
             shared: self.shared.clone(),
             key: key.to_string(),
+            named,
             ino: 0,
             fd: Some(fd),
             ptr: NonNull::dangling(),
@@ -304,7 +326,8 @@ impl Store {
             let fd = h.fd.as_ref().map(|f| f.as_fd()).ok_or(libc::EBADF);
             let fd = fd.map_err(|e| (std::io::Error::from_raw_os_error(e), "create"))?;
             h.ino = sys::fstat(fd).map_err(|e| (e, "stat"))?.st_ino;
-            if len > 0 {
+            if size > 0 {
+                let len = size as usize; // checked by check_size
                 sys::ftruncate(fd, size as i64).map_err(|e| (e, "truncate"))?;
                 let p = sys::mmap_shared(fd, len, true).map_err(|e| (e, "mmap"))?;
                 sys::dont_fork(p, len);
@@ -326,6 +349,47 @@ impl Store {
                     _ => Error::io(op, key, e),
                 })
             }
+        }
+    }
+
+    /// Names and publishes an unnamed allocation ([`alloc_unnamed`](Self::alloc_unnamed))
+    /// as `key`, atomically (`linkat`): `Ok(true)` when published, `Ok(false)`
+    /// if `key` exists already (deduplication; the allocation is discarded).
+    /// A handle from [`alloc`](Self::alloc) is published under its own name,
+    /// which must equal `key`.
+    pub fn store_as(&self, handle: AllocHandle, key: &str) -> Result<bool> {
+        if handle.named {
+            if handle.key != key {
+                return Err(Error::InvalidName {
+                    name: key.to_string(),
+                    why: "the allocation was created under another name",
+                });
+            }
+            return handle.publish().map(|()| true);
+        }
+        let c = self.cname("link", key)?;
+        let mut handle = handle;
+        handle.flush_and_unmap();
+        let Some(fd) = handle.fd.as_ref() else {
+            return Err(Error::PublishFailed(key.to_string()));
+        };
+        // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link of
+        // the descriptor is how an unprivileged process names its O_TMPFILE.
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|_| Error::io("link", key, std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+        match sys::linkat_follow(&from, handle.shared.dir.as_fd(), &c) {
+            Ok(()) => {
+                // Published by the link; releasing the file just closes it.
+                handle.fd = None;
+                self.shared.counters.stored.fetch_add(1, Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.shared.counters.deduplicated.fetch_add(1, Relaxed);
+                drop(handle);
+                Ok(false)
+            }
+            Err(e) => Err(Error::io("link", key, e)),
         }
     }
 
@@ -678,6 +742,8 @@ impl fmt::Debug for Store {
 pub struct AllocHandle {
     shared: Arc<Shared>,
     key: String,
+    /// Created under `key` (else an unnamed O_TMPFILE allocation).
+    named: bool,
     ino: u64,
     fd: Option<OwnedFd>,
     ptr: NonNull<u8>,
@@ -692,17 +758,26 @@ unsafe impl Send for AllocHandle {}
 unsafe impl Sync for AllocHandle {}
 
 impl AllocHandle {
-    /// The key it will be published as.
+    /// The key it will be published as (empty for an unnamed allocation).
     pub fn key(&self) -> &str {
         &self.key
     }
 
+    /// Whether it was allocated under its key ([`Store::alloc`]) rather than
+    /// unnamed ([`Store::alloc_unnamed`]).
+    pub fn is_named(&self) -> bool {
+        self.named
+    }
+
     /// Publishes the key (see [`Store::store`]).
     pub fn publish(mut self) -> Result<()> {
-        if self.shared.coherence == Coherence::Flush {
-            coherence::write_back(self.ptr.as_ptr(), self.len);
+        if !self.named {
+            return Err(Error::InvalidName {
+                name: String::new(),
+                why: "an unnamed allocation is published with Store::store_as",
+            });
         }
-        self.unmap();
+        self.flush_and_unmap();
         let Some(fd) = self.fd.take() else {
             return Err(Error::PublishFailed(self.key.clone()));
         };
@@ -722,6 +797,13 @@ impl AllocHandle {
         }
     }
 
+    fn flush_and_unmap(&mut self) {
+        if self.shared.coherence == Coherence::Flush {
+            coherence::write_back(self.ptr.as_ptr(), self.len);
+        }
+        self.unmap();
+    }
+
     fn unmap(&mut self) {
         if self.len > 0 {
             // SAFETY: ptr/len is our one writable mapping; `&mut self` means no
@@ -739,6 +821,11 @@ impl AllocHandle {
             return Ok(());
         };
         self.shared.counters.discarded.fetch_add(1, Relaxed);
+        if !self.named {
+            // Released without a name: discarded by the filesystem.
+            drop(fd);
+            return Ok(());
+        }
         let c = sys::cname(&self.key).map_err(|e| Error::io("unlink", self.key.as_str(), e))?;
         if sys::unlinkat(self.shared.dir.as_fd(), &c, 0).is_ok() {
             // An ordinary filesystem, or marufs letting the creator unlink
@@ -763,6 +850,17 @@ impl AllocHandle {
         };
         drop(fd);
         r
+    }
+}
+
+fn check_size(key: &str, size: u64) -> Result<()> {
+    if usize::try_from(size).is_ok() && i64::try_from(size).is_ok() {
+        Ok(())
+    } else {
+        Err(Error::NoSpace {
+            key: key.to_string(),
+            size,
+        })
     }
 }
 

@@ -100,6 +100,21 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Res
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
 }
 
+/// `linkat(AT_FDCWD, from, dir, name, AT_SYMLINK_FOLLOW)`.
+pub fn linkat_follow(from: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings and a live directory descriptor.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
 /// `ftruncate(2)`.
 pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
     loop {

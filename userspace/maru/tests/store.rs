@@ -435,3 +435,38 @@ fn errors_carry_errno() {
 fn libc_eexist() -> i32 {
     17
 }
+
+#[test]
+fn unnamed_allocations() {
+    let t = tmp();
+    let s = Store::open(t.path(), "app").unwrap();
+    let mut h = s.alloc_unnamed(3 << 20).unwrap();
+    assert!(!h.is_named() && h.key().is_empty());
+    h[..4].copy_from_slice(b"late");
+    // Nothing visible before it is named.
+    assert!(std::fs::read_dir(t.path().join("app"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert!(s.store_as(h, "named-later").unwrap());
+    let m = s.retrieve("named-later").unwrap().unwrap();
+    assert_eq!((&m[..4], m.len()), (b"late".as_slice(), 3 << 20));
+    // A taken name: a no-op, the allocation is discarded.
+    let mut h = s.alloc_unnamed(10).unwrap();
+    h.fill(9);
+    assert!(!s.store_as(h, "named-later").unwrap());
+    assert_eq!(&s.retrieve("named-later").unwrap().unwrap()[..4], b"late");
+    // Dropped or freed: nothing appears.
+    drop(s.alloc_unnamed(100).unwrap());
+    s.free(s.alloc_unnamed(0).unwrap()).unwrap();
+    assert_eq!(s.list().unwrap().len(), 1);
+    // An unnamed allocation needs store_as; a named one keeps its name.
+    assert!(matches!(
+        s.store(s.alloc_unnamed(1).unwrap()),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(s.store_as(s.alloc("a", 1).unwrap(), "b").is_err());
+    assert!(s.store_as(s.alloc("c", 1).unwrap(), "c").unwrap());
+    let c = s.counters();
+    assert_eq!((c.stored, c.deduplicated), (2, 1));
+}

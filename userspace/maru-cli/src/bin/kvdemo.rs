@@ -223,6 +223,36 @@ fn run(a: &Args) -> Result<()> {
     ensure!(!store.exists("kv-discard")?, "dropped key exists");
     step("free and drop discard", t);
 
+    // 7b. Unnamed allocations (O_TMPFILE), named and published by store_as.
+    let t = Instant::now();
+    match store.alloc_unnamed(a.size as u64) {
+        Ok(mut h) => {
+            fill(&mut h, 77);
+            ensure!(store.store_as(h, "kv-unnamed")?, "store_as did not publish");
+            check(
+                &store.retrieve("kv-unnamed")?.context("unnamed key")?,
+                77,
+                a.size,
+            )?;
+            let mut h = store.alloc_unnamed(4096)?;
+            fill(&mut h, 78);
+            ensure!(!store.store_as(h, "kv-unnamed")?, "store_as replaced a key");
+            check(
+                &store.retrieve("kv-unnamed")?.context("unnamed key")?,
+                77,
+                a.size,
+            )?;
+            drop(store.alloc_unnamed(4096)?);
+            ensure!(store.delete("kv-unnamed")?, "delete kv-unnamed");
+            step("unnamed allocation, store_as, dedup", t);
+        }
+        Err(e) if matches!(e.errno(), Some(95) | Some(21)) => {
+            // EOPNOTSUPP / EISDIR: no O_TMPFILE on this filesystem.
+            println!("kvdemo: unnamed allocation: skipped ({e})");
+        }
+        Err(e) => return Err(e).context("alloc_unnamed"),
+    }
+
     // 8. Published keys are immutable (marufs only).
     if marufs {
         let p = a.mount.join(&a.app).join(&names[1]);
