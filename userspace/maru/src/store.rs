@@ -574,6 +574,17 @@ impl Store {
     /// [`retrieve`](Self::retrieve) for many keys: one batched lookup, then
     /// cached mappings of the same incarnation are reused with no further
     /// system call and only the other present keys are opened and mapped.
+    ///
+    /// ```
+    /// # fn main() -> maru::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let store = maru::Store::open(tmp.path(), "app")?;
+    /// store.batch_store(&[("a", b"1".as_slice()), ("b", b"2")])?;
+    /// let got = store.batch_retrieve(&["a", "zz", "b"])?;
+    /// assert_eq!(got[0].as_deref(), Some(b"1".as_slice()));
+    /// assert!(got[1].is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn batch_retrieve(&self, keys: &[&str]) -> Result<Vec<Option<Mapping>>> {
         let infos = self.batch_stat(keys)?;
         let mut out = Vec::with_capacity(keys.len());
@@ -608,6 +619,18 @@ impl Store {
     /// instead of address space and can map the key later
     /// ([`Pin::map`]), even after it was deleted. On a read-only mount
     /// (which does not join the pool) pins do not hold space.
+    ///
+    /// ```
+    /// # fn main() -> maru::Result<()> {
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let store = maru::Store::open(tmp.path(), "app")?;
+    /// store.store_bytes("prefix-7", b"kv")?;
+    /// let pin = store.pin("prefix-7")?;
+    /// store.delete("prefix-7")?;              // gone by name...
+    /// assert_eq!(&pin.map()?[..], b"kv");     // ...but its bytes stay
+    /// drop(pin);                              // now its space can return
+    /// # Ok(()) }
+    /// ```
     pub fn pin(&self, key: &str) -> Result<Pin> {
         let c = self.cname("open", key)?;
         let fd = match sys::openat(self.dir(), &c, libc::O_RDONLY | libc::O_NOFOLLOW, 0) {

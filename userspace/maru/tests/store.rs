@@ -470,3 +470,14 @@ fn unnamed_allocations() {
     let c = s.counters();
     assert_eq!((c.stored, c.deduplicated), (2, 1));
 }
+
+#[test]
+fn types_are_thread_safe() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<Pool>();
+    send_sync::<maru::Mapping>();
+    send_sync::<maru::Pin>();
+    send_sync::<maru::AllocHandle>();
+    send_sync::<Error>();
+}
