@@ -7,8 +7,12 @@
 M=/mnt/maru
 mkdir -p $M /tmp/tmpfs-bench
 maru-testkit bench --raw-only --raw /dev/dax0.0 --maru x --tmpfs x || fail "raw bench"
-load_marufs || fail "insmod"
+# The core alone, in userspace on the unmounted pool: what a metadata
+# operation costs without the kernel around it.
 mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
+maru-testkit core-bench /dev/dax0.0 --iters 100 || fail "core bench"
+load_marufs || fail "insmod"
+mkfs.marufs -q -f /dev/dax0.0 || fail "mkfs"
 mount -t marufs /dev/dax0.0 $M || fail "mount"
 mkdir $M/bench
 maru-testkit bench --raw /dev/dax0.0 --maru $M/bench --tmpfs /tmp/tmpfs-bench --iters ${BENCH_ITERS:-200} || fail "bench"

@@ -148,6 +148,14 @@ enum Cmd {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// The core's metadata operations in userspace on an unmounted pool.
+    CoreBench {
+        /// Formatted device or image.
+        dev: String,
+        /// Iterations.
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+    },
     /// Batched lookup ioctl: prints `name status size mode uid` per name.
     Lookup {
         /// Application directory.
@@ -467,6 +475,7 @@ fn main() -> Result<()> {
             len,
             seed,
         } => tmpfile::run(std::path::Path::new(&dir), &name, len, seed)?,
+        Cmd::CoreBench { dev, iters } => tmpfile::core_bench(std::path::Path::new(&dev), iters)?,
         Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
         Cmd::Stress {
             dir,

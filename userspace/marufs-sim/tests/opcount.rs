@@ -1,0 +1,146 @@
+//! Media operations per metadata operation (printed; a guard against
+//! regressions in the number of cache lines a create or lookup touches).
+
+use marufs_core::format::{format, FormatOptions};
+use marufs_core::fs::{Fs, Tunables};
+use marufs_core::layout::{GeometryParams, UNIT};
+use marufs_core::{Env, Media, MediaError};
+use marufs_media::MemMedia;
+use std::cell::Cell;
+
+#[derive(Default)]
+struct Count {
+    loads: Cell<u64>,
+    load_bytes: Cell<u64>,
+    stores: Cell<u64>,
+    flushes: Cell<u64>,
+    flush_bytes: Cell<u64>,
+    invals: Cell<u64>,
+    inval_bytes: Cell<u64>,
+}
+struct Counting<'a>(&'a MemMedia, &'a Count);
+impl Media for Counting<'_> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn load(&self, off: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        self.1.loads.set(self.1.loads.get() + 1);
+        self.1
+            .load_bytes
+            .set(self.1.load_bytes.get() + buf.len() as u64);
+        self.0.load(off, buf)
+    }
+    fn store(&self, off: u64, buf: &[u8]) -> Result<(), MediaError> {
+        self.1.stores.set(self.1.stores.get() + 1);
+        self.0.store(off, buf)
+    }
+    fn flush(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        self.1.flushes.set(self.1.flushes.get() + 1);
+        self.1.flush_bytes.set(self.1.flush_bytes.get() + len);
+        self.0.flush(off, len)
+    }
+    fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
+        self.1.invals.set(self.1.invals.get() + 1);
+        self.1.inval_bytes.set(self.1.inval_bytes.get() + len);
+        self.0.invalidate(off, len)
+    }
+}
+struct Clock(Cell<u64>);
+impl Env for Clock {
+    fn now_ns(&self) -> u64 {
+        self.0.set(self.0.get() + 1);
+        self.0.get()
+    }
+    fn wall_ns(&self) -> u64 {
+        42
+    }
+    fn relax(&self) {
+        self.0.set(self.0.get() + 100);
+    }
+}
+
+#[test]
+fn media_ops_per_operation() {
+    let size = 1024 * UNIT;
+    let m = MemMedia::new(size);
+    let o = FormatOptions {
+        params: GeometryParams {
+            total_size: size,
+            max_hosts: 64,
+            entries: 0,
+            bytes_per_entry: 65536,
+            dirs: 1024,
+            allow_small: false,
+        },
+        uuid: [1; 16],
+        label: [0; 64],
+        now: 1,
+    };
+    format(&m, &o, &mut |_, _| {}).unwrap();
+    let c = Count::default();
+    let cm = Counting(&m, &c);
+    let mut fs = Fs::open(
+        &cm,
+        Clock(Cell::new(1)),
+        0,
+        Tunables::for_lease(1_000_000_000),
+    )
+    .unwrap();
+    fs.join().unwrap();
+    let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let snap = |c: &Count| {
+        (
+            c.loads.get(),
+            c.load_bytes.get(),
+            c.stores.get(),
+            c.flushes.get(),
+            c.flush_bytes.get(),
+            c.invals.get(),
+            c.inval_bytes.get(),
+        )
+    };
+    let diff = |a: (u64, u64, u64, u64, u64, u64, u64), b: (u64, u64, u64, u64, u64, u64, u64)| {
+        (
+            b.0 - a.0,
+            b.1 - a.1,
+            b.2 - a.2,
+            b.3 - a.3,
+            b.4 - a.4,
+            b.5 - a.5,
+            b.6 - a.6,
+        )
+    };
+    for i in 0..3 {
+        let name = format!("k{i}");
+        let s0 = snap(&c);
+        let h = fs.create(d, name.as_bytes(), 0, 0, 0o644).unwrap();
+        let s1 = snap(&c);
+        fs.set_size(&h, UNIT).unwrap();
+        let s2 = snap(&c);
+        fs.publish(&h, None).unwrap();
+        let s3 = snap(&c);
+        fs.lookup(d, name.as_bytes()).unwrap();
+        let s4 = snap(&c);
+        fs.unlink(d, name.as_bytes()).unwrap();
+        let s5 = snap(&c);
+        fs.drain_orphans().unwrap();
+        let s6 = snap(&c);
+        println!("(loads, load B, stores, flushes, flush B, invals, inval B)");
+        println!("create   {:?}", diff(s0, s1));
+        println!("set_size {:?}", diff(s1, s2));
+        println!("publish  {:?}", diff(s2, s3));
+        println!("lookup   {:?}", diff(s3, s4));
+        println!("unlink   {:?}", diff(s4, s5));
+        println!("drain    {:?}", diff(s5, s6));
+        // A lookup is one index line and one entry; a locked operation
+        // reads every host slot (64 here) about twice, and not much more.
+        assert!(diff(s3, s4).0 <= 2, "lookup loads {:?}", diff(s3, s4));
+        for (what, d) in [
+            ("create", diff(s0, s1)),
+            ("publish", diff(s2, s3)),
+            ("unlink", diff(s4, s5)),
+        ] {
+            assert!(d.0 <= 300, "{what}: {} loads", d.0);
+        }
+    }
+}
