@@ -269,30 +269,36 @@ fn put(cli: &Cli, arg: &str, file: &Path, mode: Option<u32>, exclusive: bool) ->
         opts = opts.key_mode(m);
     }
     let store = Store::open_with(&cli.mount, &app, &opts)?;
-    let (stored, size) = if file == Path::new("-") {
+    // Input of unknown size (standard input, a pipe, a device): read it all,
+    // then store it.
+    let read_all = |r: &mut dyn Read, what: &str| -> Result<(bool, u64)> {
         let mut data = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut data)
-            .context("read standard input")?;
-        (store.store_bytes(&key, &data)?, data.len() as u64)
+        r.read_to_end(&mut data)
+            .with_context(|| format!("read {what}"))?;
+        Ok((store.store_bytes(&key, &data)?, data.len() as u64))
+    };
+    let (stored, size) = if file == Path::new("-") {
+        read_all(&mut std::io::stdin().lock(), "standard input")?
     } else {
         let mut f =
             std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
-        let size = f
+        let meta = f
             .metadata()
-            .with_context(|| format!("stat {}", file.display()))?
-            .len();
-        match store.alloc(&key, size) {
-            Ok(mut h) => {
-                // Straight into pool memory: no intermediate buffer.
-                f.read_exact(&mut h)
-                    .with_context(|| format!("read {}", file.display()))?;
-                store.store(h)?;
-                (true, size)
+            .with_context(|| format!("stat {}", file.display()))?;
+        if !meta.is_file() {
+            read_all(&mut f, &file.display().to_string())?
+        } else {
+            match store.alloc(&key, meta.len()) {
+                Ok(mut h) => {
+                    // Straight into pool memory: no intermediate buffer.
+                    f.read_exact(&mut h)
+                        .with_context(|| format!("read {}", file.display()))?;
+                    store.store(h)?;
+                    (true, meta.len())
+                }
+                Err(Error::Exists(_)) => (false, meta.len()),
+                Err(e) => return Err(e.into()),
             }
-            Err(Error::Exists(_)) => (false, size),
-            Err(e) => return Err(e.into()),
         }
     };
     if !stored && exclusive {

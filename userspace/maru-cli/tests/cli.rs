@@ -100,6 +100,13 @@ fn stdin_and_app_option() {
     );
     assert_eq!(v["key"], "a/k");
     assert_eq!(maru(m, &["get", "a/k"]).stdout, b"from stdin");
+    // A pipe given by name: its size is unknown until read.
+    ok(&maru_stdin(
+        m,
+        &["put", "a/piped", "/dev/stdin"],
+        Some(b"through a pipe"),
+    ));
+    assert_eq!(maru(m, &["get", "a/piped"]).stdout, b"through a pipe");
     // MARU_APP works like --app.
     let out = Command::new(env!("CARGO_BIN_EXE_maru"))
         .args(["get", "k"])
