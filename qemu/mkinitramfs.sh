@@ -24,8 +24,10 @@ copy_with_libs() {  # copy an ELF and the libraries it needs, keeping paths
 install -m 0755 /bin/busybox "$root/bin/busybox"
 for t in cxl ndctl daxctl; do copy_with_libs "$(command -v "$t")" "/usr/bin/$t"; done
 for b in "$@"; do copy_with_libs "$b" "/usr/bin/$(basename "$b")"; done
-# Cargo binaries cannot have a dot in their name: give mkfs its usual one.
+# Cargo binaries cannot have a dot in their name: give mkfs and the mount
+# helper their usual ones (mount(8) looks for /sbin/mount.TYPE).
 [ -e "$root/usr/bin/mkfs-marufs" ] && ln -s mkfs-marufs "$root/usr/bin/mkfs.marufs"
+[ -e "$root/usr/bin/mount-marufs" ] && ln -s /usr/bin/mount-marufs "$root/sbin/mount.marufs"
 install -m 0644 "$ko" "$root/lib/modules/marufs.ko"
 install -m 0755 "$MARUFS_ROOT/qemu/guest/init" "$root/init"
 install -m 0644 "$MARUFS_ROOT/qemu/guest/guest-lib.sh" "$root/lib/marufs/guest-lib.sh"

@@ -12,9 +12,9 @@ topo=${1:-cxl}
 if [ "$(id -u)" = 0 ]; then "$MARUFS_ROOT/scripts/setup.sh"; else sudo "$MARUFS_ROOT/scripts/setup.sh"; fi
 kdir=$("$MARUFS_ROOT/scripts/build-kernel.sh" normal)
 ko=$("$MARUFS_ROOT/scripts/build-module.sh" normal)
-cargo build --release -q -p maru-testkit -p mkfs-marufs -p maru-fsck
+cargo build --release -q -p maru-testkit -p mkfs-marufs -p maru-fsck -p maru-cli -p mount-marufs
 bins=()
-for b in maru-testkit mkfs-marufs maru-fsck; do bins+=("$MARUFS_ROOT/target/release/$b"); done
+for b in maru-testkit mkfs-marufs maru-fsck maru maru-kvdemo mount-marufs; do bins+=("$MARUFS_ROOT/target/release/$b"); done
 initrd=$("$MARUFS_ROOT/qemu/mkinitramfs.sh" "$MARUFS_ROOT/out/initramfs-normal.cpio.gz" "$ko" "${bins[@]}")
 pool=/dev/shm/marufs-demo-$$.pool
 dir="$MARUFS_ROOT/out/demo"; mkdir -p "$dir"

@@ -157,8 +157,9 @@ if [ $do_guest = 1 ]; then
     step "kmod: build (warning-free, clippy)" "$MARUFS_ROOT/scripts/build-module.sh" "$variant"
     ko="$MARUFS_ROOT/out/kmod-$variant/marufs.ko"
     [ -f "$ko" ] || die "no module; cannot run guest tests"
-    guest_bins=(maru-testkit mkfs-marufs maru-fsck)
-    cargo build --release -q $(printf -- '-p %s ' "${guest_bins[@]}") || die "guest tools build failed"
+    guest_pkgs=(maru-testkit mkfs-marufs maru-fsck maru-cli mount-marufs)
+    guest_bins=(maru-testkit mkfs-marufs maru-fsck maru maru-kvdemo mount-marufs)
+    cargo build --release -q $(printf -- '-p %s ' "${guest_pkgs[@]}") || die "guest tools build failed"
     bins=()
     for b in "${guest_bins[@]}"; do bins+=("$MARUFS_ROOT/target/release/$b"); done
     initrd=$("$MARUFS_ROOT/qemu/mkinitramfs.sh" "$MARUFS_ROOT/out/initramfs-$variant.cpio.gz" "$ko" "${bins[@]}") \
