@@ -96,6 +96,30 @@ grep " $M marufs " /proc/mounts | grep -q 'node=4' || { cat /proc/mounts; fail "
 umount $M
 rm /etc/fstab
 
+# --- util-linux mount(8), when the initramfs has it (as /usr/bin/ul-mount; the
+# busybox applet keeps the name mount): it runs /sbin/mount.marufs *before* any
+# mount(2) and passes every option; it resolves upper-case LABEL= itself
+# (libblkid, which does not know marufs) and fails, the lower-case tag passes.
+if [ -x /usr/bin/ul-mount ]; then
+    out=$(ul-mount -t marufs -o node=5 LABEL=kv $M 2>&1) && fail "util-linux resolved LABEL=kv: $out"
+    log "util-linux LABEL=kv (expected failure): $out"
+    ul-mount -t marufs -o node=5,noatime label=kv $M || fail "util-linux mount label=kv"
+    grep " $M marufs " /proc/mounts | grep -q 'noatime.*node=5' || { cat /proc/mounts; fail "util-linux options"; }
+    ul-mount -o remount,ro $M || fail "util-linux remount,ro"
+    grep " $M marufs " /proc/mounts | grep -q ' ro[ ,]' || fail "util-linux: not ro after remount"
+    umount $M
+    echo "label=kv $M marufs node=6 0 0" >/etc/fstab
+    ul-mount $M || fail "util-linux mount $M from /etc/fstab"
+    grep " $M marufs " /proc/mounts | grep -q 'node=6' || fail "util-linux fstab mount"
+    umount $M
+    rm /etc/fstab
+    out=$(ul-mount -t marufs /dev/null $M 2>&1); rc=$?
+    [ $rc = 32 ] && echo "$out" | grep -q "not a device-dax character device" \
+        || { echo "$out"; fail "util-linux: helper error not passed through (exit $rc)"; }
+else
+    log "util-linux mount not in the initramfs: its checks are skipped"
+fi
+
 # --- a pool with 4 host slots: node=5 is refused before mount(2)
 mkfs.marufs -q -f --max-hosts 4 -L small $D || fail "mkfs --max-hosts 4"
 expect 1 "node=5 is out of range for this pool: it has 4 host slots (node=0..3)" LABEL=small $M -o node=5
