@@ -66,6 +66,7 @@ mkdir $M/app && echo hello >$M/app/greeting || fail "write through the helper's 
 
 # Kernel messages are relayed: the same node twice on this host.
 expect 32 "already mounted on this host" LABEL=kv /mnt/second -o node=1
+expect 32 "kernel: marufs: $D: node 1 of this pool is already mounted" LABEL=kv /mnt/second -o node=1
 
 # --- remount,ro through the helper (no device work)
 mount.marufs -v $D $M -o remount,ro || fail "remount,ro"
