@@ -71,7 +71,9 @@ maru get keywithoutapp 2>/dev/null; [ $? = 2 ] || fail "usage error exit code"
 top=$(maru top --once --json)
 echo "$top" | grep -q '"marufs":true' || fail "top --json: $top"
 echo "$top" | grep -q '"name":"app1"' || fail "top --json apps: $top"
-maru top --once | grep -q '^hosts:' || fail "top text: $(maru top --once)"
+# The host table, read from the device (root): this host is node 1, active.
+maru top --once | grep -q '^1  *active' || fail "top text hosts: $(maru top --once)"
+echo "$top" | grep -q '"node":1,[^}]*"state":"active"' || fail "top --json hosts: $top"
 (sleep 0.3; echo new | maru put app1/during -) &
 maru top -n 2 -d 2 --json >/tmp/top || fail "top -n 2"
 wait

@@ -34,25 +34,73 @@ pub struct HostRow {
 /// The per-host part of `top`: the pool's host table (states, heartbeat
 /// ages). Stateful because heartbeat ages come from successive reads.
 ///
-/// Not wired yet: [`HostsHook::read`] returns `None` and `top` shows
-/// "hosts: n/a". Wiring it means reading the pool's host table read-only
-/// (marufs_core::report on the mount's device) and feeding a
-/// `HeartbeatWatch` with every read.
+/// Reads the host table of the device mounted at the mount point (found in
+/// `/proc/self/mountinfo`) with `marufs_core::report`, read-only; needs read
+/// and write permission on the device (root). Heartbeat ages come from a
+/// `HeartbeatWatch` fed with every read (the reader's clock).
 pub struct HostsHook {
-    _mount: std::path::PathBuf,
+    mount: std::path::PathBuf,
+    watch: marufs_core::report::HeartbeatWatch,
+    start: std::time::Instant,
+}
+
+/// The device mounted at `mount` (a marufs mount), from mountinfo.
+fn source_of(mount: &Path) -> Option<std::path::PathBuf> {
+    let want = std::fs::canonicalize(mount).ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().rev().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let point = left.split_whitespace().nth(4)?;
+        let mut r = right.split_whitespace();
+        let (fstype, source) = (r.next()?, r.next()?);
+        (fstype == "marufs" && Path::new(point) == want).then(|| source.into())
+    })
 }
 
 impl HostsHook {
     /// A hook for the pool mounted at `mount`.
     pub fn new(mount: &Path) -> Self {
         Self {
-            _mount: mount.to_path_buf(),
+            mount: mount.to_path_buf(),
+            watch: marufs_core::report::HeartbeatWatch::new(),
+            start: std::time::Instant::now(),
         }
     }
 
-    /// The hosts now, or `None` when the host table cannot be read.
+    /// The hosts now, or `None` when the host table cannot be read (not a
+    /// marufs mount, or no permission on the device).
     pub fn read(&mut self) -> Option<Vec<HostRow>> {
-        None
+        use marufs_core::report::{report, HostState, Liveness, PoolReport};
+        let dev = source_of(&self.mount)?;
+        let m = marufs_media::MapMedia::open(&dev).ok()?;
+        let sb = marufs_core::fs::mount_check(&m).ok()?.sb;
+        let mut r = Box::<PoolReport>::default();
+        report(&m, &sb, &mut r).ok()?;
+        let now = self.start.elapsed().as_nanos() as u64 + 1;
+        self.watch.observe(&r, now);
+        let rows = r
+            .slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.state != HostState::Free)
+            .map(|(i, h)| HostRow {
+                node: i as u32,
+                state: h.state.name().to_string(),
+                liveness: match self.watch.liveness(&r, i as u32, now) {
+                    Liveness::Live => "live",
+                    Liveness::Late => "late",
+                    Liveness::Expired => "expired",
+                    Liveness::Unknown => "?",
+                    Liveness::NotActive => "-",
+                }
+                .to_string(),
+                heartbeat_age_ms: self.watch.silent_ns(i as u32, now).map(|n| n / 1_000_000),
+                epoch: h.epoch,
+                lease_ms: h.lease_ns / 1_000_000,
+                units_used: h.units_used,
+            })
+            .collect();
+        Some(rows)
     }
 }
 
