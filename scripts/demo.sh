@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The marufs demo: set up the machine, build everything, then boot two guests
 # (two QEMU processes = two hosts) on one emulated CXL memory device, both
-# mounting it with marufs. Host A formats the pool and stores KV keys; host B
-# mounts the same pool, sees the keys, reads them zero-copy through mmap
-# (2 MiB mappings) and stores its own; both race to create the same names
-# (exactly one wins each); A still reads B's key after B unmounted.
+# mounting it with marufs (tests/guest/share-keys.sh). Host A formats the pool
+# and stores a set of KV chunks through the client library's zero-copy path,
+# with a manifest of their CRC-32s (`maru-kvdemo store-set`: per-chunk store
+# time, GB/s); host B mounts the same pool, waits for the manifest, finds every
+# chunk in one batched lookup, maps them zero-copy (2 MiB mappings) and checks
+# every CRC-32 (`maru-kvdemo fetch-set`: retrieval latency, verify GB/s, mmap
+# and ioctl counters), then stores its own key; both race to create the same
+# names (exactly one wins each); A still reads B's key after B unmounted.
+# cxl: 4 chunks of 2 MiB (emulated CXL memory is slow); nvdimm: 8 of 32 MiB.
 #   scripts/demo.sh [cxl|nvdimm]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -3,7 +3,8 @@
 # with checksums, deduplication, ls/stat/df/top and their --json output, rm
 # and the space coming back, permissions between users, and maru-kvdemo
 # (zero-copy stores, batched lookups through the ioctl, cached mappings
-# shared by threads, pins outliving deletion, discarded allocations).
+# shared by threads, pins outliving deletion, discarded allocations; a
+# store-set fetched back and verified, a corrupted manifest refused).
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
 export MARU_MOUNT=$M
@@ -97,12 +98,28 @@ as bob "maru --mount $M ls alice" | grep -q -- '-rw------- *alice .* secret$' ||
 as alice "maru --mount $M rm alice/secret" || fail "alice rm"
 log "permissions: ok"
 
-# The library: maru-kvdemo as root and as an unprivileged user.
-maru-kvdemo --mount $M --keys 6 --size $((3 << 20 | 123)) --threads 3 --expect-ioctl --json >/tmp/kv 2>&1 \
+# The library: maru-kvdemo check as root, and as an unprivileged user (no
+# subcommand: the same check).
+maru-kvdemo check --mount $M --keys 6 --size $((3 << 20 | 123)) --threads 3 --expect-ioctl --json >/tmp/kv 2>&1 \
     || { cat /tmp/kv; fail "maru-kvdemo"; }
 cat /tmp/kv
 grep -q '"lookup_mode":"ioctl"' /tmp/kv || fail "kvdemo lookup mode"
 out=$(as alice "maru-kvdemo --mount $M --app alice --keys 3 --size 4096 --threads 2") || fail "kvdemo as alice: $out"
+# A set stored zero-copy and fetched back: one batched lookup and one batched
+# retrieval (two ioctls), 2 MiB mappings. A manifest whose CRC-32s are
+# another set's: fetch-set exits 1.
+maru-kvdemo store-set --app set1 --count 3 --size $((3 << 20)) --seed 3 >/tmp/set || { cat /tmp/set; fail "store-set"; }
+maru-kvdemo fetch-set --app set1 --wait-secs 5 --max-faults-per-unit 4 >/tmp/set 2>&1 || { cat /tmp/set; fail "fetch-set"; }
+grep -q 'ioctl_lookups 2 ' /tmp/set || fail "fetch-set lookups: $(grep counters /tmp/set)"
+grep -q '^fetch-set: ok: 3 chunks verified$' /tmp/set || fail "fetch-set: $(cat /tmp/set)"
+maru-kvdemo store-set --app set2 --count 3 --size $((3 << 20)) --seed 4 >/dev/null || fail "store-set 2"
+maru rm set2/manifest || fail "rm set2/manifest"
+maru get set1/manifest | maru put set2/manifest - || fail "put a wrong manifest"
+maru-kvdemo fetch-set --app set2 --wait-secs 5 >/tmp/set 2>&1 && fail "fetch-set accepted wrong CRC-32s: $(cat /tmp/set)"
+[ "$(grep -c ' MISMATCH' /tmp/set)" = 3 ] || fail "fetch-set of a wrong manifest: $(cat /tmp/set)"
+for a in set1 set2; do
+    maru rm $a/manifest $a/chunk-000 $a/chunk-001 $a/chunk-002 || fail "rm $a"
+done
 log "kvdemo: ok"
 
 # rm, and every unit comes back.

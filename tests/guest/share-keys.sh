@@ -1,15 +1,18 @@
 #!/bin/sh
-# Two hosts (separate QEMU guests) mount the same pool. A formats it and
-# stores KV-sized keys; B mounts, sees them appear, reads them zero-copy and
-# stores its own; both race to create the same names (exactly one wins each);
-# B leaves and A still reads B's keys.
+# Two hosts (separate QEMU guests) mount the same pool. A formats it and,
+# through the client library's zero-copy path, stores a set of KV chunks and
+# a manifest of their CRC-32s (maru-kvdemo store-set); B mounts, waits for
+# the manifest, finds every chunk in one batched lookup, maps them all
+# zero-copy with 2 MiB pages and verifies each CRC-32 (maru-kvdemo
+# fetch-set), then stores its own key; both race to create the same names
+# (exactly one wins each); B leaves and A still reads B's key.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
 mkdir -p $M
 load_marufs || fail "insmod"
 case $TOPO in
-    cxl) N=3 LEN=$((2 << 20)) ;;   # emulated CXL memory is slow under TCG
-    *) N=6 LEN=$((8 << 20)) ;;
+    cxl) N=4 LEN=$((2 << 20)) ;;   # emulated CXL memory is slow under TCG
+    *) N=8 LEN=$((32 << 20)) ;;    # 256 MiB of chunks
 esac
 RACES=12
 wait_path() { wait_for "$1" "${2:-240}" || fail "timed out waiting for $1"; }
@@ -26,13 +29,8 @@ a)
     mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
     mount -t marufs -o node=0 /dev/dax0.0 $M || fail "mount"
     mkdir $M/kv || fail "mkdir"
-    i=0
-    while [ $i -lt $N ]; do
-        maru-testkit key-write $M/kv/chunk$i --len $LEN --seed $i >/dev/null || fail "key-write $i"
-        i=$((i + 1))
-    done
-    touch $M/kv/ready
-    log "stored $N keys of $LEN bytes"
+    maru-kvdemo store-set --mount $M --app kv --count $N --size $LEN --seed 42 || fail "store-set"
+    log "stored $N chunks of $LEN bytes and their manifest"
     wait_path $M/kv/go
     won=$(race)
     echo $won > $M/kv/a-won
@@ -57,12 +55,9 @@ b)
         i=$((i + 1)); [ $i -gt 240 ] && fail "could not mount the shared pool"
         sleep 1
     done
-    wait_path $M/kv/ready
-    i=0
-    while [ $i -lt $N ]; do
-        maru-testkit key-verify $M/kv/chunk$i --len $LEN --seed $i --max-faults 8 || fail "verify $i"
-        i=$((i + 1))
-    done
+    # Waits for A's manifest; at most 4 page faults per 2 MiB unit read.
+    maru-kvdemo fetch-set --mount $M --app kv --wait-secs 240 --max-faults-per-unit 4 || fail "fetch-set"
+    log "fetched and verified A's $N chunks"
     maru-testkit key-write $M/kv/from-b --len $LEN --seed 77 || fail "key-write from b"
     touch $M/kv/go
     won=$(race)

@@ -1,22 +1,59 @@
 //! `maru-kvdemo`: exercises the `maru` library on a mounted pool the way a
-//! KV-cache client does, checking every result: zero-copy stores,
-//! deduplication, batched lookups (the marufs ioctl when the module has it),
-//! zero-copy retrievals from several threads through the shared mapping
-//! cache, pins that outlive deletion, discarded allocations, usage stats.
-//! Prints one line per step and exits 1 at the first failure.
+//! KV-cache client does.
+//!
+//! - `check` (also with no subcommand): checks every result of zero-copy
+//!   stores, deduplication, batched lookups (the marufs ioctl when the module
+//!   has it), zero-copy retrievals from several threads through the shared
+//!   mapping cache, pins that outlive deletion, discarded allocations, usage
+//!   stats. Prints one line per step and exits 1 at the first failure.
+//! - `store-set` / `fetch-set`: one host stores a set of KV chunks and a
+//!   manifest of their CRC-32s; another finds, maps and verifies them
+//!   ([`set`]).
+//! - `bench`: per-key latency of single and batched lookups and retrievals
+//!   ([`bench`]).
+
+#[path = "kvdemo/bench.rs"]
+mod bench;
+#[path = "kvdemo/set.rs"]
+mod set;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use maru::{Error, LookupMode, Store};
 use serde_json::json;
 
 /// Exercise the maru client library on a mounted pool.
+///
+/// Without a subcommand: the same as `check`.
 #[derive(Parser, Debug)]
-#[command(name = "maru-kvdemo", version)]
+#[command(name = "maru-kvdemo", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    check: Args,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Check the library step by step (the default).
+    Check(Args),
+    /// Store N chunks of a seeded pattern zero-copy, then a manifest of their
+    /// sizes and CRC-32s.
+    StoreSet(set::StoreSetArgs),
+    /// Wait for a manifest, look its chunks up, map them zero-copy and
+    /// verify their CRC-32s; exit 1 on any mismatch.
+    FetchSet(set::FetchSetArgs),
+    /// Latency of single and batched exists/retrieve, per key.
+    Bench(bench::BenchArgs),
+}
+
+/// Options of `check`.
+#[derive(clap::Args, Debug)]
 struct Args {
     /// Mount point of the pool.
     #[arg(long, env = "MARU_MOUNT", default_value = "/mnt/maru")]
@@ -73,8 +110,15 @@ fn step(name: &str, t: Instant) {
 }
 
 fn main() {
-    let a = Args::parse();
-    if let Err(e) = run(&a) {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        None => run(&cli.check),
+        Some(Cmd::Check(a)) => run(a),
+        Some(Cmd::StoreSet(a)) => set::store_set(a),
+        Some(Cmd::FetchSet(a)) => set::fetch_set(a),
+        Some(Cmd::Bench(a)) => bench::bench(a),
+    };
+    if let Err(e) = r {
         eprintln!("kvdemo: FAIL: {e:#}");
         std::process::exit(1);
     }
