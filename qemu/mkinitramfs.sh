@@ -23,6 +23,9 @@ copy_with_libs() {  # copy an ELF and the libraries it needs, keeping paths
 
 install -m 0755 /bin/busybox "$root/bin/busybox"
 for t in cxl ndctl daxctl; do copy_with_libs "$(command -v "$t")" "/usr/bin/$t"; done
+# util-linux mount (next to busybox's): it runs /sbin/mount.TYPE helpers the
+# way distributions do (tests/guest/mount-helper.sh).
+copy_with_libs /usr/bin/mount /usr/bin/ul-mount
 for b in "$@"; do copy_with_libs "$b" "/usr/bin/$(basename "$b")"; done
 # Cargo binaries cannot have a dot in their name: give mkfs and the mount
 # helper their usual ones (mount(8) looks for /sbin/mount.TYPE).

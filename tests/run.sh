@@ -67,6 +67,7 @@ if [ $do_host = 1 ]; then
             /usr/bin/cargo build -q --workspace --all-targets
     fi
     step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
+    step "host: install/uninstall self-test" "$MARUFS_ROOT/tests/install-selftest.sh"
 fi
 
 # ---------------------------------------------------------------- guests

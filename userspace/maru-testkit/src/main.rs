@@ -155,6 +155,9 @@ enum Cmd {
         /// Iterations.
         #[arg(long, default_value_t = 200)]
         iters: usize,
+        /// Flush cache lines for real (`clflush`) on flush/invalidate.
+        #[arg(long)]
+        clflush: bool,
     },
     /// Batched lookup ioctl: prints `name status size mode uid` per name.
     Lookup {
@@ -475,7 +478,11 @@ fn main() -> Result<()> {
             len,
             seed,
         } => tmpfile::run(std::path::Path::new(&dir), &name, len, seed)?,
-        Cmd::CoreBench { dev, iters } => tmpfile::core_bench(std::path::Path::new(&dev), iters)?,
+        Cmd::CoreBench {
+            dev,
+            iters,
+            clflush,
+        } => tmpfile::core_bench(std::path::Path::new(&dev), iters, clflush)?,
         Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
         Cmd::Stress {
             dir,

@@ -233,12 +233,14 @@ pub fn lookup(dir: &Path, names: &[String]) -> Result<()> {
 
 /// The core's metadata operations in userspace over a formatted, unmounted
 /// pool (`MapMedia`): their cost without the kernel (p50 µs per phase).
-pub fn core_bench(dev: &Path, iters: usize) -> Result<()> {
+pub fn core_bench(dev: &Path, iters: usize, clflush: bool) -> Result<()> {
     use marufs_core::fs::{Fs, Tunables};
     use marufs_core::layout::UNIT;
     use marufs_media::{MapMedia, StdEnv};
     use std::time::Instant;
-    let m = MapMedia::open(dev).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = MapMedia::open(dev)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_cache_flush(clflush);
     let mut fs = Fs::open(
         &m,
         StdEnv::default(),

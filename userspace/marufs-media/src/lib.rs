@@ -82,6 +82,8 @@ pub struct MapMedia {
     map: Mutex<MmapMut>,
     size: u64,
     kind: Kind,
+    /// Write back and drop cache lines for real on flush/invalidate.
+    lines: bool,
     _file: File,
 }
 
@@ -121,6 +123,7 @@ impl MapMedia {
             map: Mutex::new(map),
             size,
             kind,
+            lines: false,
             _file: file,
         })
     }
@@ -164,16 +167,52 @@ impl Media for MapMedia {
         Ok(())
     }
     fn flush(&self, off: u64, len: u64) -> Result<(), MediaError> {
-        range(off, len as usize, self.size)?;
-        fence(Ordering::SeqCst);
-        Ok(())
+        let r = range(off, len as usize, self.size)?;
+        self.lines_out(r)
     }
     fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
-        range(off, len as usize, self.size)?;
+        let r = range(off, len as usize, self.size)?;
+        self.lines_out(r)
+    }
+}
+
+impl MapMedia {
+    /// With `on`, `flush` and `invalidate` write back and drop the CPU cache
+    /// lines of the range (`clflush`), as a host sharing the pool with other
+    /// hosts over non-coherent memory must (the kernel module always does);
+    /// without, they are only fences (one host, or coherent memory).
+    pub fn with_cache_flush(mut self, on: bool) -> MapMedia {
+        self.lines = on;
+        self
+    }
+
+    fn lines_out(&self, r: std::ops::Range<usize>) -> Result<(), MediaError> {
+        fence(Ordering::SeqCst);
+        if !self.lines {
+            return Ok(());
+        }
+        let m = self.map.lock().map_err(|_| MediaError::Io)?;
+        let base = m.as_ptr() as usize;
+        let mut a = (base + r.start) & !63;
+        while a < base + r.end {
+            clflush(a as *const u8);
+            a += 64;
+        }
         fence(Ordering::SeqCst);
         Ok(())
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+fn clflush(p: *const u8) {
+    // SAFETY: `p` lies inside our live mapping (callers pass addresses of
+    // its lines); clflush has no other requirement (SSE2 is baseline on
+    // x86_64).
+    unsafe { core::arch::x86_64::_mm_clflush(p) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clflush(_p: *const u8) {}
 
 /// A coherent in-memory pool.
 pub struct MemMedia {
