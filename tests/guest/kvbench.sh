@@ -3,7 +3,8 @@
 # bench; not a pass/fail on speed): 512 keys of 4 KiB (one 2 MiB unit each),
 # per-key latency (p50/p99) of exists and retrieve one key at a time and
 # batched at 1/8/32/128/512 keys, retrievals with a cold and a warm mapping
-# cache, all in one run. Prints the table, the ratio of 512 single exists to
+# cache, and MARUFS_IOC_LOOKUP issued bare (the kernel's share of a batch),
+# all in one run. Prints the table, the ratio of 512 single exists to
 # one batch_exists of 512 against the 10x target (PASS/MISS), the
 # accelerator, and Maru remote mode's ~20 us/key RPC for reference. Fails
 # only on errors (or if the batched lookup ioctl is not used).
