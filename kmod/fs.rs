@@ -664,11 +664,9 @@ impl Keys for Marufs {
             return Err(EPERM);
         };
         ensure_rw(d)?;
-        let mut fs = d.fs();
-        fs.unlink(id, name).map_err(kerr)?;
-        // Reclaim now if no host holds it (otherwise the last release or the
-        // heartbeat does).
-        let _ = fs.drain_orphans();
+        // Reclaimed in the same lock acquisition if no host holds it
+        // (otherwise the last release or the heartbeat does).
+        d.fs().unlink_reclaim(id, name).map_err(kerr)?;
         Ok(())
     }
 

@@ -268,7 +268,14 @@ fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res
             fs.abort(&h)?;
             Ok(Res::Ok)
         }
-        Op::Unlink { dir, k } => fs.unlink(*dir, &key_name(*k)).map(|_| Res::Ok),
+        // Half of the unlinks reclaim in the same lock acquisition.
+        Op::Unlink { dir, k } => {
+            if rng.below(2) == 0 {
+                fs.unlink(*dir, &key_name(*k)).map(|_| Res::Ok)
+            } else {
+                fs.unlink_reclaim(*dir, &key_name(*k)).map(|_| Res::Ok)
+            }
+        }
         Op::Rename { dir, k, to } => fs
             .rename(*dir, &key_name(*k), &key_name(*to))
             .map(|_| Res::Ok),
