@@ -38,4 +38,4 @@ for h in a b; do
 done
 grep -q 'MARUFS-RESULT rc=0' "$dir/a.log" && grep -q 'MARUFS-RESULT rc=0' "$dir/b.log" \
     || die "demo failed (logs in $dir)"
-log "demo ok: two hosts shared KV keys through marufs on one CXL memory device"
+log "demo ok: two hosts shared KV keys through marufs on one shared $topo memory device"
