@@ -73,7 +73,9 @@ impl HostsHook {
         use marufs_core::report::{report, HostState, Liveness, PoolReport};
         let dev = source_of(&self.mount)?;
         // Other hosts write the table: drop our cached lines before each read.
-        let m = marufs_media::MapMedia::open(&dev).ok()?.with_cache_flush(true);
+        let m = marufs_media::MapMedia::open(&dev)
+            .ok()?
+            .with_cache_flush(true);
         let sb = marufs_core::fs::mount_check(&m).ok()?.sb;
         let mut r = Box::<PoolReport>::default();
         report(&m, &sb, &mut r).ok()?;
