@@ -358,6 +358,16 @@ fn get(cli: &Cli, arg: &str, output: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// An application's usage as JSON (`ls` and `df`).
+fn app_usage_json(a: &maru::AppUsage) -> Value {
+    json!({
+        "app": a.name,
+        "keys": a.keys,
+        "bytes": a.bytes,
+        "allocated": a.allocated,
+    })
+}
+
 fn ls_root(cli: &Cli) -> Result<()> {
     let pool = Pool::open(&cli.mount)?;
     let apps = pool.usage_by_app()?;
@@ -365,19 +375,15 @@ fn ls_root(cli: &Cli) -> Result<()> {
         let v: Vec<Value> = apps
             .iter()
             .map(|a| {
-                json!({
-                    "app": a.name,
-                    "keys": a.keys,
-                    "bytes": a.bytes,
-                    "allocated": a.allocated,
-                    "mode": format!("{:04o}", a.mode & 0o7777),
-                    "uid": a.uid,
-                    "gid": a.gid,
-                    "owner": user(a.uid),
-                    "group": group(a.gid),
-                    "mtime_ns": a.mtime_ns,
-                    "mtime": time_utc(a.mtime_ns),
-                })
+                let mut v = app_usage_json(a);
+                v["mode"] = json!(format!("{:04o}", a.mode & 0o7777));
+                v["uid"] = json!(a.uid);
+                v["gid"] = json!(a.gid);
+                v["owner"] = json!(user(a.uid));
+                v["group"] = json!(group(a.gid));
+                v["mtime_ns"] = json!(a.mtime_ns);
+                v["mtime"] = json!(time_utc(a.mtime_ns));
+                v
             })
             .collect();
         return print_json(&Value::Array(v));
@@ -517,17 +523,7 @@ fn df(cli: &Cli) -> Result<()> {
     let u = pool.usage()?;
     let apps = pool.usage_by_app()?;
     if cli.json {
-        let v: Vec<Value> = apps
-            .iter()
-            .map(|a| {
-                json!({
-                    "app": a.name,
-                    "keys": a.keys,
-                    "bytes": a.bytes,
-                    "allocated": a.allocated,
-                })
-            })
-            .collect();
+        let v: Vec<Value> = apps.iter().map(app_usage_json).collect();
         return print_json(&json!({
             "mount": cli.mount.display().to_string(),
             "marufs": u.marufs,

@@ -19,6 +19,27 @@ pub struct FormatOptions {
     pub now: u64,
 }
 
+impl FormatOptions {
+    /// Options for a small pool (tests, simulations, images): explicit entry
+    /// and directory counts, small sizes allowed, UUID `[1; 16]`, no label.
+    /// Override fields with struct update syntax.
+    pub fn small(total_size: u64, max_hosts: u32, entries: u64, dirs: u32) -> FormatOptions {
+        FormatOptions {
+            params: GeometryParams {
+                total_size,
+                max_hosts,
+                entries,
+                bytes_per_entry: 0,
+                dirs,
+                allow_small: true,
+            },
+            uuid: [1; 16],
+            label: [0; 64],
+            now: 1,
+        }
+    }
+}
+
 static ZERO: [u8; 4096] = [0; 4096];
 
 /// Formats the pool. `progress(done, total)` is called while zeroing metadata.

@@ -290,3 +290,17 @@ impl Env for StdEnv {
         std::thread::yield_now();
     }
 }
+
+/// Formats a pool UUID as the tools print and accept it (8-4-4-4-12, lower
+/// case hex).
+pub fn uuid_str(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

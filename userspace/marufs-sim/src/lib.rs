@@ -351,17 +351,8 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
     let sim = Sim::new(nhosts, size, seed);
     let oracle = Oracle(sim.clone());
     let opts = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: nhosts as u32,
-            entries: 48,
-            bytes_per_entry: 0,
-            dirs: 4,
-            allow_small: true,
-        },
         uuid: [7; 16],
-        label: [0; 64],
-        now: 1,
+        ..FormatOptions::small(size, nhosts as u32, 48, 4)
     };
     let sb = format(&oracle, &opts, &mut |_, _| {}).map_err(|e| format!("format: {e:?}"))?;
     let geo = sb.geo;

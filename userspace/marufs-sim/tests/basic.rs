@@ -5,7 +5,7 @@ use std::cell::Cell;
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{Fs, Tunables};
 use marufs_core::fsck;
-use marufs_core::layout::{GeometryParams, UNIT};
+use marufs_core::layout::UNIT;
 use marufs_core::{Env, Error};
 use marufs_media::MemMedia;
 
@@ -25,19 +25,7 @@ impl Env for Clock {
 
 fn pool(size: u64) -> MemMedia {
     let m = MemMedia::new(size);
-    let o = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: 4,
-            entries: 64,
-            bytes_per_entry: 0,
-            dirs: 4,
-            allow_small: true,
-        },
-        uuid: [1; 16],
-        label: [0; 64],
-        now: 1,
-    };
+    let o = FormatOptions::small(size, 4, 64, 4);
     format(&m, &o, &mut |_, _| {}).expect("format");
     m
 }

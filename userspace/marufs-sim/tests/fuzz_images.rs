@@ -10,7 +10,7 @@ use std::cell::Cell;
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{mount_check, Fs, Tunables};
 use marufs_core::fsck::{self, Finding, Options};
-use marufs_core::layout::{GeometryParams, UNIT};
+use marufs_core::layout::UNIT;
 use marufs_core::{Env, Error, Media};
 use marufs_media::MemMedia;
 use marufs_sim::mem::Rng;
@@ -43,17 +43,8 @@ pub fn seed_image() -> (Vec<u8>, u64) {
     let size = 16 * UNIT;
     let m = MemMedia::new(size);
     let o = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: 4,
-            entries: 64,
-            bytes_per_entry: 0,
-            dirs: 4,
-            allow_small: true,
-        },
         uuid: [9; 16],
-        label: [0; 64],
-        now: 1,
+        ..FormatOptions::small(size, 4, 64, 4)
     };
     let sb = format(&m, &o, &mut |_, _| {}).unwrap();
     let mut fs = Fs::open(&m, Clock(Cell::new(1)), 1, tun()).unwrap();

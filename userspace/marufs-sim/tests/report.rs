@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{mount_check, Fs, Tunables};
-use marufs_core::layout::{GeometryParams, Superblock, UNIT};
+use marufs_core::layout::{Superblock, UNIT};
 use marufs_core::report::{report, HeartbeatWatch, HostState, Liveness, PoolReport};
 use marufs_core::{Env, Error, Media, MediaError};
 use marufs_media::MemMedia;
@@ -36,19 +36,7 @@ const LEASE: u64 = 1_000_000_000;
 
 fn pool(size: u64) -> MemMedia {
     let m = MemMedia::new(size);
-    let o = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: 4,
-            entries: 64,
-            bytes_per_entry: 0,
-            dirs: 4,
-            allow_small: true,
-        },
-        uuid: [1; 16],
-        label: [0; 64],
-        now: 1,
-    };
+    let o = FormatOptions::small(size, 4, 64, 4);
     format(&m, &o, &mut |_, _| {}).expect("format");
     m
 }

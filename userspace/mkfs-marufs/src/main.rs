@@ -68,18 +68,7 @@ fn random_uuid() -> Result<[u8; 16]> {
     Ok(u)
 }
 
-/// Formats as 8-4-4-4-12.
-pub fn uuid_str(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
+pub use marufs_media::uuid_str;
 
 /// Recognisable signatures of other file systems (offset, magic, name).
 const SIGNATURES: &[(u64, &[u8], &str)] = &[

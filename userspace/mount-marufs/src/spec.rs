@@ -32,18 +32,7 @@ impl fmt::Display for Spec {
     }
 }
 
-/// Formats a UUID as mkfs.marufs prints it (8-4-4-4-12, lower case).
-pub fn uuid_str(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
+pub use marufs_media::uuid_str;
 
 /// Parses a UUID: 32 hex digits, dashes anywhere, any case.
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
@@ -360,7 +349,7 @@ pub fn resolve(
 mod tests {
     use super::*;
     use marufs_core::format::{format, FormatOptions};
-    use marufs_core::layout::{GeometryParams, SB_BACKUP_OFF, UNIT};
+    use marufs_core::layout::{SB_BACKUP_OFF, UNIT};
     use marufs_core::Media;
 
     const U: &str = "0123abcd-4567-89ef-0123-456789abcdef";
@@ -419,17 +408,9 @@ mod tests {
         let mut l = [0u8; 64];
         l[..label.len()].copy_from_slice(label.as_bytes());
         let o = FormatOptions {
-            params: GeometryParams {
-                total_size: size,
-                max_hosts: 4,
-                entries: 64,
-                bytes_per_entry: 0,
-                dirs: 4,
-                allow_small: true,
-            },
             uuid,
             label: l,
-            now: 1,
+            ..FormatOptions::small(size, 4, 64, 4)
         };
         format(&m, &o, &mut |_, _| {}).unwrap();
         m.sync().unwrap();
