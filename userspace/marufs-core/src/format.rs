@@ -20,6 +20,23 @@ pub struct FormatOptions {
 }
 
 impl FormatOptions {
+    /// mkfs.marufs's default geometry for a pool of `total_size` bytes: 64
+    /// host slots, one key entry per 64 KiB, 1024 directories; UUID
+    /// `[1; 16]`, no label (override with struct update syntax).
+    pub fn standard(total_size: u64) -> FormatOptions {
+        FormatOptions {
+            params: GeometryParams {
+                total_size,
+                max_hosts: 64,
+                entries: 0,
+                bytes_per_entry: 65536,
+                dirs: 1024,
+                allow_small: false,
+            },
+            ..FormatOptions::small(total_size, 64, 0, 1024)
+        }
+    }
+
     /// Options for a small pool (tests, simulations, images): explicit entry
     /// and directory counts, small sizes allowed, UUID `[1; 16]`, no label.
     /// Override fields with struct update syntax.

@@ -1282,3 +1282,35 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
     }
     Ok(())
 }
+
+/// A deterministic clock for single-host tests: every reading advances it by
+/// 1 ns, `relax` by `relax_ns`; wall time is a constant.
+pub struct StepClock {
+    now: std::cell::Cell<u64>,
+    wall: u64,
+    relax_ns: u64,
+}
+
+impl StepClock {
+    /// Starts at `start` ns.
+    pub fn new(start: u64, wall: u64, relax_ns: u64) -> StepClock {
+        StepClock {
+            now: std::cell::Cell::new(start),
+            wall,
+            relax_ns,
+        }
+    }
+}
+
+impl Env for StepClock {
+    fn now_ns(&self) -> u64 {
+        self.now.set(self.now.get() + 1);
+        self.now.get()
+    }
+    fn wall_ns(&self) -> u64 {
+        self.wall
+    }
+    fn relax(&self) {
+        self.now.set(self.now.get() + self.relax_ns);
+    }
+}

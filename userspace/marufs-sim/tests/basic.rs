@@ -6,21 +6,11 @@ use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{Fs, Tunables};
 use marufs_core::fsck;
 use marufs_core::layout::UNIT;
-use marufs_core::{Env, Error};
+use marufs_core::Error;
 use marufs_media::MemMedia;
 
-struct Clock(Cell<u64>);
-impl Env for Clock {
-    fn now_ns(&self) -> u64 {
-        self.0.set(self.0.get() + 1);
-        self.0.get()
-    }
-    fn wall_ns(&self) -> u64 {
-        42
-    }
-    fn relax(&self) {
-        self.0.set(self.0.get() + 100);
-    }
+fn clock(start: u64) -> marufs_sim::StepClock {
+    marufs_sim::StepClock::new(start, 42, 100)
 }
 
 fn pool(size: u64) -> MemMedia {
@@ -54,7 +44,7 @@ fn tun() -> Tunables {
 #[test]
 fn create_publish_lookup_unlink() {
     let m = pool(64 * UNIT);
-    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+    let mut fs = Fs::open(&m, clock(1), 0, tun()).unwrap();
     fs.join().unwrap();
     let d = fs.mkdir(b"app", 1, 2, 0o755).unwrap();
     assert_eq!(fs.mkdir(b"app", 1, 2, 0o755), Err(Error::Exists));
@@ -96,7 +86,7 @@ fn fs_ok(m: &MemMedia) -> bool {
 #[test]
 fn readdir_rename_statfs() {
     let m = pool(64 * UNIT);
-    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 1, tun()).unwrap();
+    let mut fs = Fs::open(&m, clock(1), 1, tun()).unwrap();
     fs.join().unwrap();
     let d = fs.mkdir(b"a", 0, 0, 0o755).unwrap();
     for i in 0..10u32 {
@@ -164,7 +154,7 @@ fn crash_at_every_point_then_rejoin() {
     for budget in 0..4000u64 {
         let m = pool(64 * UNIT);
         {
-            let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+            let mut fs = Fs::open(&m, clock(1), 0, tun()).unwrap();
             fs.join().unwrap();
             let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
             let h = fs.create(d, b"old", 0, 0, 0o644).unwrap();
@@ -176,7 +166,7 @@ fn crash_at_every_point_then_rejoin() {
             budget: Cell::new(budget),
         };
         let done = {
-            let Ok(mut fs) = Fs::open(&f, Clock(Cell::new(10)), 0, tun()) else {
+            let Ok(mut fs) = Fs::open(&f, clock(10), 0, tun()) else {
                 continue;
             };
             let r = (|| {
@@ -194,7 +184,7 @@ fn crash_at_every_point_then_rejoin() {
             })();
             r.is_ok()
         };
-        let mut fs = Fs::open(&m, Clock(Cell::new(1_000)), 0, tun()).unwrap();
+        let mut fs = Fs::open(&m, clock(1_000), 0, tun()).unwrap();
         fs.join()
             .unwrap_or_else(|e| panic!("rejoin after crash at call {budget}: {e:?}"));
         let p = fsck_problems(&m, true);
@@ -212,7 +202,7 @@ fn crash_at_every_point_then_rejoin() {
 #[test]
 fn fs_context_size() {
     // The kernel allocates Fs with the mount; keep it small.
-    let n = std::mem::size_of::<Fs<&MemMedia, Clock>>();
+    let n = std::mem::size_of::<Fs<&MemMedia, marufs_sim::StepClock>>();
     println!("size_of Fs = {n}");
     assert!(n < 2560, "Fs grew to {n} bytes");
 }
@@ -220,7 +210,7 @@ fn fs_context_size() {
 #[test]
 fn tmpfile_publish_as() {
     let m = pool(64 * UNIT);
-    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 0, tun()).unwrap();
+    let mut fs = Fs::open(&m, clock(1), 0, tun()).unwrap();
     fs.join().unwrap();
     let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
     let t = fs.create_tmp(d, 5, 6, 0o600).unwrap();

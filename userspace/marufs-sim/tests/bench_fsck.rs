@@ -8,7 +8,7 @@ use std::time::Instant;
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{mount_check, Fs, Tunables};
 use marufs_core::fsck::{self, Finding, Options};
-use marufs_core::layout::{GeometryParams, UNIT};
+use marufs_core::layout::UNIT;
 use marufs_media::{MapMedia, StdEnv};
 
 #[test]
@@ -28,17 +28,8 @@ fn fsck_one_million_keys() {
     let m = MapMedia::open(std::path::Path::new(&path)).unwrap();
     let t = Instant::now();
     let o = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: 64,
-            entries: 0,
-            bytes_per_entry: 65536,
-            dirs: 1024,
-            allow_small: false,
-        },
         uuid: [5; 16],
-        label: [0; 64],
-        now: 1,
+        ..FormatOptions::standard(size)
     };
     let sb = format(&m, &o, &mut |_, _| {}).unwrap();
     println!(

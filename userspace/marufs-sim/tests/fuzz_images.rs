@@ -5,28 +5,16 @@
 //! repaired pool is usable (join, create, publish, lookup).
 //! Inputs under `regressions/` are replayed first.
 
-use std::cell::Cell;
-
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{mount_check, Fs, Tunables};
 use marufs_core::fsck::{self, Finding, Options};
 use marufs_core::layout::UNIT;
-use marufs_core::{Env, Error, Media};
+use marufs_core::{Error, Media};
 use marufs_media::MemMedia;
 use marufs_sim::mem::Rng;
 
-struct Clock(Cell<u64>);
-impl Env for Clock {
-    fn now_ns(&self) -> u64 {
-        self.0.set(self.0.get() + 1);
-        self.0.get()
-    }
-    fn wall_ns(&self) -> u64 {
-        7
-    }
-    fn relax(&self) {
-        self.0.set(self.0.get() + 10_000);
-    }
+fn clock(start: u64) -> marufs_sim::StepClock {
+    marufs_sim::StepClock::new(start, 7, 10_000)
 }
 
 fn tun() -> Tunables {
@@ -47,7 +35,7 @@ pub fn seed_image() -> (Vec<u8>, u64) {
         ..FormatOptions::small(size, 4, 64, 4)
     };
     let sb = format(&m, &o, &mut |_, _| {}).unwrap();
-    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 1, tun()).unwrap();
+    let mut fs = Fs::open(&m, clock(1), 1, tun()).unwrap();
     fs.join().unwrap();
     let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
     for i in 0..12u32 {
@@ -113,7 +101,7 @@ pub fn one_case(img: &[u8]) -> Result<(), String> {
 fn one_case_with(img: &[u8], keep: &[(u32, u64)]) -> Result<(), String> {
     let m = MemMedia::from_bytes(img);
     // Lock-free reads on the damaged pool must not panic.
-    if let Ok(fs) = Fs::open(&m, Clock(Cell::new(1)), 0, tun()) {
+    if let Ok(fs) = Fs::open(&m, clock(1), 0, tun()) {
         if let Ok(d) = fs.lookup_dir(b"app") {
             for i in 0..12 {
                 let _ = fs.lookup(d.id, format!("key{i}").as_bytes());
@@ -150,8 +138,8 @@ fn one_case_with(img: &[u8], keep: &[(u32, u64)]) -> Result<(), String> {
             return Err(format!("repair dropped intact published entry {i}"));
         }
     }
-    let mut fs = Fs::open(&m, Clock(Cell::new(1)), 2, tun())
-        .map_err(|e| format!("open after repair: {e:?}"))?;
+    let mut fs =
+        Fs::open(&m, clock(1), 2, tun()).map_err(|e| format!("open after repair: {e:?}"))?;
     fs.join().map_err(|e| format!("join after repair: {e:?}"))?;
     let d = match fs.lookup_dir(b"fuzz") {
         Ok(d) => d.id,

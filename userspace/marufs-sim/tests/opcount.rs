@@ -3,8 +3,8 @@
 
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{Fs, Tunables};
-use marufs_core::layout::{GeometryParams, UNIT};
-use marufs_core::{Env, Media, MediaError};
+use marufs_core::layout::UNIT;
+use marufs_core::{Media, MediaError};
 use marufs_media::MemMedia;
 use std::cell::Cell;
 
@@ -45,47 +45,19 @@ impl Media for Counting<'_> {
         self.0.invalidate(off, len)
     }
 }
-struct Clock(Cell<u64>);
-impl Env for Clock {
-    fn now_ns(&self) -> u64 {
-        self.0.set(self.0.get() + 1);
-        self.0.get()
-    }
-    fn wall_ns(&self) -> u64 {
-        42
-    }
-    fn relax(&self) {
-        self.0.set(self.0.get() + 100);
-    }
+fn clock(start: u64) -> marufs_sim::StepClock {
+    marufs_sim::StepClock::new(start, 42, 100)
 }
 
 #[test]
 fn media_ops_per_operation() {
     let size = 1024 * UNIT;
     let m = MemMedia::new(size);
-    let o = FormatOptions {
-        params: GeometryParams {
-            total_size: size,
-            max_hosts: 64,
-            entries: 0,
-            bytes_per_entry: 65536,
-            dirs: 1024,
-            allow_small: false,
-        },
-        uuid: [1; 16],
-        label: [0; 64],
-        now: 1,
-    };
+    let o = FormatOptions::standard(size);
     format(&m, &o, &mut |_, _| {}).unwrap();
     let c = Count::default();
     let cm = Counting(&m, &c);
-    let mut fs = Fs::open(
-        &cm,
-        Clock(Cell::new(1)),
-        0,
-        Tunables::for_lease(1_000_000_000),
-    )
-    .unwrap();
+    let mut fs = Fs::open(&cm, clock(1), 0, Tunables::for_lease(1_000_000_000)).unwrap();
     fs.join().unwrap();
     let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
     let snap = |c: &Count| {
