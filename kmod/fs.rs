@@ -507,8 +507,8 @@ pub struct KeyState {
     /// Open files of this key on this host holding it (the host-wide hold
     /// bit is set while this is non-zero; changed under the fs mutex).
     holders: AtomicU32,
-    /// Growing the unpublished key failed (ENOSPC...): its data is
-    /// incomplete, so it is discarded instead of published.
+    /// Growing the unpublished key failed (ENOSPC...) or its creator
+    /// discarded it (`IOC_DISCARD`): discarded at release, never published.
     failed: AtomicBool,
     /// Published by `linkat` while its creating file is still open: that file
     /// counts as a holder (in `holders`) until it is released.
@@ -782,6 +782,15 @@ impl Keys for Marufs {
             file_off += len;
         }
         Err(EIO)
+    }
+
+    fn discard(_d: &MountData, k: &KeyState, f: &OpenKey) -> Result {
+        if !f.creator || !k.creating.load(Ordering::Acquire) {
+            return Err(EPERM);
+        }
+        // Released as a failed key: aborted, never published.
+        k.failed.store(true, Ordering::Release);
+        Ok(())
     }
 
     fn grow(d: &MountData, k: &KeyState, f: &OpenKey, size: u64) -> Result {

@@ -65,6 +65,8 @@ pub trait Keys: Namespace {
     fn evict(d: &Self::Data, k: &Self::KeyState);
     /// Where the byte at `pos` lives, or `None` at/after end of file.
     fn segment(d: &Self::Data, k: &Self::KeyState, pos: u64) -> Result<Option<Segment>>;
+    /// The creator gives up its unpublished key: discarded at release.
+    fn discard(d: &Self::Data, k: &Self::KeyState, f: &Self::OpenKey) -> Result;
     /// Grows an unpublished key this file created to at least `size`.
     fn grow(d: &Self::Data, k: &Self::KeyState, f: &Self::OpenKey, size: u64) -> Result;
     /// Changes attributes of `ino` (a directory or key); returns the new ones.
@@ -121,6 +123,8 @@ pub(crate) static KEY_FOPS: Table<bindings::file_operations> = Table({
     o.llseek = Some(bindings::generic_file_llseek);
     o.fsync = Some(fsync_cb);
     o.fallocate = Some(fallocate_cb);
+    o.unlocked_ioctl = Some(super::ioctl::key_ioctl_cb);
+    o.compat_ioctl = bindings::compat_ptr_ioctl;
     o.mmap_prepare = Some(super::mm::mmap_prepare_cb);
     o.get_unmapped_area = Some(super::mm::get_unmapped_area_cb);
     o

@@ -5,6 +5,7 @@
 //! request in and the results out; the lookups are the filesystem's.
 
 use super::{
+    file::{self, Keys},
     fs_context::Fs,
     inode::{self, Namespace},
     shim,
@@ -40,6 +41,33 @@ pub(crate) unsafe extern "C" fn dir_ioctl_cb(file: *mut bindings::file, cmd: c_u
     };
     match r {
         Ok(n) => n as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// `file_operations.unlocked_ioctl` for keys.
+///
+/// # Safety
+///
+/// VFS contract: `file` is an open marufs key.
+pub(crate) unsafe extern "C" fn key_ioctl_cb(file: *mut bindings::file, cmd: c_uint, _arg: c_ulong) -> c_long {
+    let r = match cmd {
+        abi::IOC_DISCARD => {
+            // SAFETY: VFS contract: an open key; `private_data` was set by
+            // its open and lives until release.
+            match unsafe { file::key_args_of_file(file) } {
+                Ok((d, k)) => {
+                    // SAFETY: as above.
+                    let of = unsafe { &*(*file).private_data.cast::<<Fs as Keys>::OpenKey>() };
+                    <Fs as Keys>::discard(d, k, of)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(ENOTTY),
+    };
+    match r {
+        Ok(()) => 0,
         Err(e) => e.to_errno() as c_long,
     }
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # O_TMPFILE + linkat publishing (with revocation of the creator's writable
-# mapping) and the batched
+# mapping), the discard ioctl and the batched
 # lookup ioctl (results, errors, permission), through the real syscalls.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
@@ -18,6 +18,10 @@ echo "$out" | grep -q "Permission denied" || fail "tmpfile EACCES: $out"
 mkdir $M/alice && chown alice $M/alice
 as alice "maru-testkit tmpfile $M/alice alice-key --len 4096 --seed 3" || fail "tmpfile as alice"
 [ "$(stat -c %U $M/alice/alice-key)" = alice ] || fail "owner $(stat -c %U $M/alice/alice-key)"
+
+# The creator discards its unpublished key (named or unnamed).
+mkdir $M/disc || fail "mkdir disc"
+maru-testkit discard $M/disc || fail "discard"
 
 # Batched lookups: one ioctl, per-name results.
 echo one > $M/app/k1 && echo twotwo > $M/app/k2 || fail "keys"

@@ -159,6 +159,11 @@ enum Cmd {
         #[arg(long)]
         clflush: bool,
     },
+    /// The discard ioctl on named and unnamed unpublished keys.
+    Discard {
+        /// Application directory.
+        dir: String,
+    },
     /// Batched lookup ioctl: prints `name status size mode uid` per name.
     Lookup {
         /// Application directory.
@@ -483,6 +488,7 @@ fn main() -> Result<()> {
             iters,
             clflush,
         } => tmpfile::core_bench(std::path::Path::new(&dev), iters, clflush)?,
+        Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
         Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
         Cmd::Stress {
             dir,

@@ -287,3 +287,61 @@ pub fn core_bench(dev: &Path, iters: usize, clflush: bool) -> Result<()> {
     fs.leave().map_err(|e| anyhow::anyhow!("leave: {e:?}"))?;
     Ok(())
 }
+
+fn discard_ioctl(fd: i32) -> Result<(), i32> {
+    // SAFETY: an argument-less ioctl on our descriptor.
+    let r = unsafe { libc::ioctl(fd, marufs_core::abi::IOC_DISCARD as _) };
+    match errno_of(r.into()) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// `MARUFS_IOC_DISCARD`: the creator gives up its unpublished key (named or
+/// unnamed); it is never published and its space returns; other files get
+/// EPERM.
+pub fn discard(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let free0 = free_blocks(dir)?;
+    // A named key being written.
+    let p = dir.join("discarded");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&p)?;
+    f.write_all(&[3u8; 3 << 20])?;
+    discard_ioctl(f.as_raw_fd())
+        .map_err(|e| anyhow::anyhow!("discard: {}", IoError::from_raw_os_error(e)))?;
+    drop(f);
+    if p.exists() {
+        bail!("{}: published although discarded", p.display());
+    }
+    // The name is free again, and a published key refuses the ioctl.
+    std::fs::write(&p, b"kept")?;
+    let r = std::fs::File::open(&p)?;
+    match discard_ioctl(r.as_raw_fd()) {
+        Err(libc::EPERM) => {}
+        x => bail!("discard of a published key: {x:?}, want EPERM"),
+    }
+    drop(r);
+    if std::fs::read(&p)? != b"kept" {
+        bail!("published key changed by a refused discard");
+    }
+    // An unnamed key: discarded, then linkat fails.
+    let t = Tmp::new(dir, 2 << 20, 5)?;
+    discard_ioctl(t.fd).map_err(|e| anyhow::anyhow!("discard tmpfile: {e}"))?;
+    match t.link(&dir.join("late")) {
+        Err(libc::EIO) => {}
+        x => bail!("linkat of a discarded key: {x:?}, want EIO"),
+    }
+    drop(t);
+    std::fs::remove_file(&p)?;
+    let leaked = free0.saturating_sub(free_blocks(dir)?);
+    if leaked != 0 {
+        bail!("{leaked} bytes not returned after discards");
+    }
+    println!("discard: named and unnamed keys discarded (space back, name free), EPERM on a published key, EIO on linkat after discard");
+    Ok(())
+}

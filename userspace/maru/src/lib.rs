@@ -12,7 +12,7 @@
 //! | `store(key, handle=)` | [`Store::store`]`(handle)` | cache write-back, `munmap`, `close` (publishes) |
 //! | `alloc(size)`, key known later | [`Store::alloc_unnamed`]`(size)`, then [`Store::store_as`]`(handle, key)` | `openat(O_TMPFILE)`...; `linkat` (publishes) |
 //! | `store(key, data=)` | [`Store::store_bytes`] → `false` if it existed | as above, plus one copy |
-//! | `free(handle)` | [`Store::free`] or drop | `unlink` of the unpublished key, `close` |
+//! | `free(handle)` | [`Store::free`] or drop | `MARUFS_IOC_DISCARD`, `close` |
 //! | `retrieve(key)` | [`Store::retrieve`] → [`Mapping`] (zero copy, cached) | `openat(O_RDONLY)`, `mmap(PROT_READ, MAP_SHARED)`, `close` |
 //! | `exists` / `delete` | [`Store::exists`] / [`Store::delete`] | `fstatat` / `unlinkat` |
 //! | `batch_*` | [`Store::batch_exists`], [`Store::batch_retrieve`], [`Store::batch_store`] | one `MARUFS_IOC_LOOKUP` per 4096 names |

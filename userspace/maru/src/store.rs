@@ -408,13 +408,12 @@ impl Store {
     /// visible; its space returns to the pool). Dropping the handle does the
     /// same, ignoring errors.
     ///
-    /// On marufs the creator's `unlink` of its unpublished key discards it
-    /// at release. A module without that feature answers "not found"; the
-    /// library then makes the kernel discard the key by asking for an
-    /// impossible size (a failed resize discards an unpublished key).
-    /// [`Error::DiscardFailed`] if neither worked (only possible with a
-    /// finite `RLIMIT_FSIZE` below the pool size on such an old module): the
-    /// key is then published empty rather than with partial contents.
+    /// On marufs the creating descriptor gets `MARUFS_IOC_DISCARD`: the key
+    /// is never published and its space returns when the descriptor closes.
+    /// Elsewhere the file is unlinked. (On a module without the ioctl the
+    /// library asks for an impossible size: a failed resize discards an
+    /// unpublished key; [`Error::DiscardFailed`] if even that was accepted,
+    /// and the key is then published empty rather than half written.)
     pub fn free(&self, handle: AllocHandle) -> Result<()> {
         let mut handle = handle;
         handle.discard()
@@ -849,17 +848,20 @@ impl AllocHandle {
             drop(fd);
             return Ok(());
         }
-        let c = sys::cname(&self.key).map_err(|e| Error::io("unlink", self.key.as_str(), e))?;
-        if sys::unlinkat(self.shared.dir.as_fd(), &c, 0).is_ok() {
-            // An ordinary filesystem, or marufs letting the creator unlink
-            // its unpublished key (discarded when released, below).
+        if self.shared.pool.is_marufs() && sys::ioctl_discard(fd.as_fd()).is_ok() {
+            // Never published: freed when the descriptor is closed, below.
             return Ok(());
         }
-        // marufs hides an unpublished key from path lookups, so a module
-        // without creator unlink says ENOENT. A failed resize marks the key
-        // failed, and a failed key is discarded at release: ask for more than
-        // any pool holds (but not above RLIMIT_FSIZE, which would raise
-        // SIGXFSZ before the filesystem is asked).
+        let c = sys::cname(&self.key).map_err(|e| Error::io("unlink", self.key.as_str(), e))?;
+        if sys::unlinkat(self.shared.dir.as_fd(), &c, 0).is_ok() {
+            // An ordinary filesystem.
+            return Ok(());
+        }
+        // A marufs module without IOC_DISCARD hides an unpublished key from
+        // path lookups (ENOENT above). A failed resize marks the key failed,
+        // and a failed key is discarded at release: ask for more than any
+        // pool holds (but not above RLIMIT_FSIZE, which would raise SIGXFSZ
+        // before the filesystem is asked).
         let size = sys::fsize_limit().map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let r = match sys::ftruncate(fd.as_fd(), size) {
             Err(_) => Ok(()),

@@ -229,6 +229,12 @@ pub unsafe fn ioctl_ptr(fd: BorrowedFd<'_>, req: u32, arg: *mut u8) -> io::Resul
     }
 }
 
+/// marufs' `IOC_DISCARD` on the creating descriptor of an unpublished key.
+pub fn ioctl_discard(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: IOC_DISCARD takes no argument; the null pointer is ignored.
+    unsafe { ioctl_ptr(fd, marufs_core::abi::IOC_DISCARD, std::ptr::null_mut()) }.map(|_| ())
+}
+
 /// Shared mapping of `len` bytes of `fd` from offset 0.
 pub fn mmap_shared(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<*mut u8> {
     let prot = if writable {

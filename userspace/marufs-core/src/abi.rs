@@ -36,6 +36,13 @@ pub const IOC_RW: u32 = 3;
 /// Batched lookup: `_IOWR('m', 1, struct marufs_lookup_req)`.
 pub const IOC_LOOKUP: u32 = ioc(IOC_RW, 1, LOOKUP_REQ_SIZE);
 
+/// Discard: `_IO('m', 2)`, no argument, on the creating file of an
+/// unpublished key (opened with `O_CREAT` or `O_TMPFILE`): the key is never
+/// published; it is freed when that file is released (last descriptor and
+/// last mapping gone). `EPERM` on any other file (published keys are
+/// deleted with `unlink`).
+pub const IOC_DISCARD: u32 = ioc(0, 2, 0);
+
 /// Size of [`LookupReq`] on the wire.
 pub const LOOKUP_REQ_SIZE: usize = 32;
 /// Size of [`LookupRes`] on the wire.
@@ -219,8 +226,9 @@ mod tests {
 
     #[test]
     fn ioctl_number_matches_iowr() {
-        // _IOWR('m', 1, 32 bytes) as C computes it.
+        // _IOWR('m', 1, 32 bytes) and _IO('m', 2) as C computes them.
         assert_eq!(IOC_LOOKUP, 0xc020_6d01);
+        assert_eq!(IOC_DISCARD, 0x6d02);
     }
 
     #[test]
