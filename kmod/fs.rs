@@ -573,6 +573,24 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
     Ok(())
 }
 
+/// Creates an unpublished key in application directory `dir` with `make`
+/// (named or unnamed) and returns its attributes.
+fn new_key(
+    d: &MountData,
+    dir: u64,
+    make: impl FnOnce(&mut CoreFs, u32) -> core::result::Result<Handle, CoreError>,
+) -> Result<Attrs> {
+    let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+        // The root holds application directories only.
+        return Err(EPERM);
+    };
+    ensure_rw(d)?;
+    let mut fs = d.fs();
+    let h = make(&mut fs, id).map_err(kerr)?;
+    let rec = fs.extents(&h).map_err(kerr)?;
+    Ok(key_attrs(h.entry, &rec))
+}
+
 fn ensure_rw(d: &MountData) -> Result {
     if d.read_only.load(Ordering::Relaxed) {
         Err(EROFS)
@@ -598,26 +616,11 @@ impl Keys for Marufs {
     }
 
     fn create(d: &MountData, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
-        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
-            // The root holds application directories only.
-            return Err(EPERM);
-        };
-        ensure_rw(d)?;
-        let mut fs = d.fs();
-        let h = fs.create(id, name, uid, gid, u32::from(mode)).map_err(kerr)?;
-        let rec = fs.extents(&h).map_err(kerr)?;
-        Ok(key_attrs(h.entry, &rec))
+        new_key(d, dir, |fs, id| fs.create(id, name, uid, gid, u32::from(mode)))
     }
 
     fn create_tmp(d: &MountData, dir: u64, mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
-        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
-            return Err(EPERM);
-        };
-        ensure_rw(d)?;
-        let mut fs = d.fs();
-        let h = fs.create_tmp(id, uid, gid, u32::from(mode)).map_err(kerr)?;
-        let rec = fs.extents(&h).map_err(kerr)?;
-        Ok(key_attrs(h.entry, &rec))
+        new_key(d, dir, |fs, id| fs.create_tmp(id, uid, gid, u32::from(mode)))
     }
 
     fn link(d: &MountData, dir: u64, k: &KeyState, name: &[u8]) -> Result {

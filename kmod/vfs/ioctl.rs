@@ -88,9 +88,12 @@ fn copy_in(src: u64, len: usize) -> Result<KVVec<u8>> {
 ///
 /// `file` must be an open marufs directory.
 unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
-    let raw = copy_in(arg, LOOKUP_REQ_SIZE)?;
     let mut b = [0u8; LOOKUP_REQ_SIZE];
-    b.copy_from_slice(&raw);
+    // SAFETY: `b` has `LOOKUP_REQ_SIZE` writable bytes; the user address is
+    // checked by copy_from_user.
+    if unsafe { shim::marufs_shim_copy_from_user(b.as_mut_ptr().cast(), arg, b.len()) } != 0 {
+        return Err(EFAULT);
+    }
     let req = LookupReq::decode(&b);
     let max_names = u64::from(req.count) * 256;
     if req.flags != 0 || req.count > abi::LOOKUP_MAX || u64::from(req.names_len) > max_names {

@@ -11,6 +11,7 @@ use memmap2::{MmapMut, MmapOptions};
 use std::fs::OpenOptions;
 use std::time::{Duration, Instant};
 
+mod corebench;
 mod tmpfile;
 
 const MARKER_MAGIC: u64 = 0x4d41_5255_5445_5354; // "MARUTEST"
@@ -487,7 +488,7 @@ fn main() -> Result<()> {
             dev,
             iters,
             clflush,
-        } => tmpfile::core_bench(std::path::Path::new(&dev), iters, clflush)?,
+        } => corebench::core_bench(std::path::Path::new(&dev), iters, clflush)?,
         Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
         Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
         Cmd::Stress {
