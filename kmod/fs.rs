@@ -3,9 +3,8 @@
 //! The marufs filesystem logic (safe Rust over [`crate::vfs`] and the core).
 
 use crate::marufs_core::{
-    abi::{LookupRes, PackedNames, LOOKUP_RES_SIZE},
-    fs::{mount_check, Dir, Handle, Key, Tunables},
-    layout::{dir_state, entry_state, EntryRec, UNIT},
+    fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
+    layout::{dir_state, entry_state, EntryRec, Geometry, UNIT},
     Error as CoreError, Fs,
 };
 use crate::media::{KEnv, KMedia};
@@ -21,7 +20,6 @@ use crate::vfs::{
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
-    bindings,
     new_mutex,
     prelude::*,
     seq_file::SeqFile,
@@ -96,6 +94,14 @@ pub struct MountData {
     fs: Pin<KBox<Mutex<CoreFs>>>,
     /// The kernel mapping of the pool, for the data path (read/write/mmap).
     map: Arc<DaxMapping>,
+    /// The same mapping as core media, for the lock-free reads of
+    /// directory change counters (dentry revalidation, even in RCU walk).
+    counters: KMedia,
+    /// The pool's geometry (where the change counters are).
+    geo: Geometry,
+    /// The pool has `INCOMPAT_DIR_CHANGES`: cached names are trusted while
+    /// their directory's change counter reads the same.
+    dir_changes: bool,
     /// Start of the data area (device offset of unit 0).
     data_off: u64,
     /// Physical address of device offset 0.
@@ -305,9 +311,14 @@ impl FileSystem for Marufs {
         let epoch = fs.epoch();
         let mkfs_time = fs.superblock().mkfs_time;
         let data_off = fs.geometry().data_off;
+        let geo = *fs.geometry();
+        let has_dir_changes = fs.has_dir_changes();
         let mut data = KBox::new(
             MountData {
                 fs: KBox::pin_init(new_mutex!(fs), GFP_KERNEL)?,
+                counters: KMedia::new(map.clone()),
+                geo,
+                dir_changes: has_dir_changes,
                 map,
                 data_off,
                 phys: dev.phys(),
@@ -392,6 +403,21 @@ impl FileSystem for Marufs {
 }
 
 impl Namespace for Marufs {
+    fn changes(d: &MountData, dir: u64, child: Option<u64>) -> Option<u64> {
+        if !d.dir_changes {
+            return None;
+        }
+        let id = match (decode_ino(dir), child.and_then(decode_ino)) {
+            // A key (or a key's absence) in an application directory: its
+            // directory's counter.
+            (Some(Ino::Dir(id, _)), _) => id,
+            // An application directory under the root: its own counter.
+            (Some(Ino::Root), Some(Ino::Dir(id, _))) => id,
+            _ => return None,
+        };
+        dir_changes(&d.counters, &d.geo, id)
+    }
+
     fn lookup(d: &MountData, dir: u64, name: &[u8]) -> Result<Option<Attrs>> {
         match decode_ino(dir) {
             Some(Ino::Root) => Ok(found(d.fs().lookup_dir(name))?.map(|x| dir_attrs(&x))),
@@ -858,43 +884,12 @@ impl Keys for Marufs {
 }
 
 impl Ioctls for Marufs {
-    fn lookup_batch(d: &MountData, dir: u64, names: &[u8], out: &mut [u8]) -> Result<u32> {
-        let Some(Ino::Dir(id, _)) = decode_ino(dir) else {
+    fn batch_dir(_d: &MountData, dir: u64) -> Result {
+        match decode_ino(dir) {
+            Some(Ino::Dir(..)) => Ok(()),
             // Batched lookups are of keys, in application directories.
-            return Err(EINVAL);
-        };
-        let mut present = 0u32;
-        let mut fs = d.fs();
-        for (i, (name, slot)) in PackedNames::new(names)
-            .zip(out.chunks_exact_mut(LOOKUP_RES_SIZE))
-            .enumerate()
-        {
-            if i % 64 == 63 {
-                // Long batches let the heartbeat and other callers in.
-                drop(fs);
-                fs = d.fs();
-            }
-            let r = match name.map_err(|()| EINVAL).and_then(|n| fs.lookup(id, n).map_err(kerr)) {
-                Ok(k) => {
-                    present += 1;
-                    LookupRes {
-                        status: 0,
-                        mode: bindings::S_IFREG | (k.rec.mode & 0o7777),
-                        size: k.rec.size,
-                        ino: key_ino(k.entry, k.rec.generation),
-                        uid: k.rec.uid,
-                        gid: k.rec.gid,
-                        mtime_ns: k.rec.mtime,
-                    }
-                }
-                Err(e) => LookupRes {
-                    status: e.to_errno().unsigned_abs(),
-                    ..LookupRes::default()
-                },
-            };
-            slot.copy_from_slice(&r.encode());
+            _ => Err(EINVAL),
         }
-        Ok(present)
     }
 }
 

@@ -6,6 +6,7 @@
 #include <linux/magic.h>
 #include <linux/cred.h>
 #include <linux/dcache.h>
+#include <linux/namei.h>
 #include <linux/sched.h>
 #include <linux/statfs.h>
 #include <linux/string.h>
@@ -450,4 +451,28 @@ unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n)
 unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n)
 {
 	return copy_to_user(u64_to_user_ptr(dst), src, n);
+}
+
+int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 len,
+			      struct marufs_stat *st)
+{
+	struct qstr q = QSTR_INIT(name, len);
+	struct dentry *d = lookup_noperm_unlocked(&q, dir->f_path.dentry);
+	struct inode *i;
+
+	if (IS_ERR(d))
+		return PTR_ERR(d);
+	i = d_inode(d);
+	if (!i) {
+		dput(d);
+		return 0;
+	}
+	st->ino = i->i_ino;
+	st->size = i_size_read(i);
+	st->mtime_ns = (u64)inode_get_mtime_sec(i) * NSEC_PER_SEC + inode_get_mtime_nsec(i);
+	st->mode = i->i_mode;
+	st->uid = __kuid_val(i->i_uid);
+	st->gid = __kgid_val(i->i_gid);
+	dput(d);
+	return 1;
 }

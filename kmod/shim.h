@@ -134,4 +134,23 @@ int marufs_shim_permission(struct file *f, int mask);
 unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n);
 unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n);
 
+/*
+ * Looks `name` (`len` bytes, no '/' or NUL, not "." or "..") up in the
+ * directory open as `dir` the way a path walk does: the dcache (the
+ * filesystem's d_revalidate), else the filesystem's lookup, which caches the
+ * result. No permission check (the caller checked search permission once).
+ * Returns 1 and fills `st` for a present name, 0 for an absent one, -errno.
+ */
+struct marufs_stat {
+	u64 ino;
+	u64 size;
+	u64 mtime_ns;
+	u32 mode;
+	u32 uid;
+	u32 gid;
+	u32 pad;
+};
+int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 len,
+			      struct marufs_stat *st);
+
 #endif

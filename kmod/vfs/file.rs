@@ -418,7 +418,11 @@ pub(crate) unsafe extern "C" fn create_cb(
     match unsafe { inode::get_key_inode((*dir).i_sb, &a, true) } {
         Ok(i) => {
             // SAFETY: `dentry` is negative and locked; it takes our reference.
-            unsafe { bindings::d_instantiate(dentry, i) };
+            // An unpublished key is never vouched for by a counter.
+            unsafe {
+                inode::set_vouched(dentry, None);
+                bindings::d_instantiate(dentry, i);
+            }
             0
         }
         Err(e) => e.to_errno(),
@@ -524,7 +528,10 @@ pub(crate) unsafe extern "C" fn link_cb(
     match r {
         Ok(()) => {
             // SAFETY: `new` is negative and locked; `inode` is live.
-            unsafe { shim::marufs_shim_link_instantiate(inode, new) };
+            unsafe {
+                inode::set_vouched(new, None);
+                shim::marufs_shim_link_instantiate(inode, new);
+            }
             0
         }
         Err(e) => e.to_errno(),

@@ -3,9 +3,12 @@
 //! `struct inode_operations`, directory `struct file_operations` and
 //! `struct dentry_operations`: the namespace.
 //!
-//! Every name lives on shared media and may change under us (other hosts), so
-//! nothing is trusted from the dcache: negative dentries are never reused and
-//! positive ones are revalidated against the media on every path walk.
+//! Every name lives on shared media and may change under us (other hosts).
+//! A dentry is trusted only while the change counter that vouches for it
+//! ([`Namespace::changes`], read before the dentry was last looked up or
+//! revalidated and kept in `d_time`) still reads the same: one invalidated
+//! line per path component, in RCU walk. Otherwise positive dentries are
+//! revalidated against the media and negative ones looked up again.
 
 use super::{
     file,
@@ -83,6 +86,23 @@ pub trait Namespace: FileSystem {
     /// Current attributes of inode `ino` named `name` in `dir`, or `None` if
     /// that incarnation is gone.
     fn revalidate(d: &Self::Data, dir: u64, name: &[u8], ino: u64) -> Result<Option<Attrs>>;
+    /// The change counter vouching for a name in directory `dir` (`child`:
+    /// the name's inode, `None` for an absent name), if the filesystem keeps
+    /// one: a dentry looked up or revalidated after reading value `c` stays
+    /// valid while this returns `Some(c)`. Never 0. Must not sleep (called
+    /// in RCU walk).
+    fn changes(d: &Self::Data, dir: u64, child: Option<u64>) -> Option<u64>;
+}
+
+/// Marks `dentry` as vouched for by change counter `c` (0: by none).
+///
+/// # Safety
+///
+/// `dentry` must be live and not in RCU walk (the VFS allows a filesystem to
+/// store `d_time` then).
+pub(crate) unsafe fn set_vouched(dentry: *mut bindings::dentry, c: Option<u64>) {
+    // SAFETY: function contract; `d_time` belongs to the filesystem.
+    unsafe { core::ptr::write_volatile(&raw mut (*dentry).d_time, c.unwrap_or(0) as usize) };
 }
 
 /// The superblock's data, from an inode of it.
@@ -283,6 +303,8 @@ unsafe extern "C" fn lookup_cb(
         Ok(v) => v,
         Err(e) => return err_ptr(e),
     };
+    // Read before the lookup: a change after it makes the counter differ.
+    let vouch = Fs::changes(d, dino, None);
     let inode = match Fs::lookup(d, dino, name) {
         Ok(Some(a)) => {
             // SAFETY: `dir`'s superblock is live.
@@ -294,6 +316,8 @@ unsafe extern "C" fn lookup_cb(
         Ok(None) => null_mut(),
         Err(e) => return err_ptr(e),
     };
+    // SAFETY: `dentry` is the new dentry (not visible to RCU walkers yet).
+    unsafe { set_vouched(dentry, vouch) };
     // SAFETY: `dentry` is the new dentry; d_splice_alias consumes our inode
     // reference (NULL makes it negative).
     unsafe { bindings::d_splice_alias(inode, dentry) }
@@ -326,6 +350,7 @@ unsafe extern "C" fn mkdir_cb(
                     // SAFETY: `dentry` is negative and locked; it takes our reference.
                     unsafe {
                         bindings::inc_nlink(dir);
+                        set_vouched(dentry, None);
                         bindings::d_instantiate(dentry, inode);
                     }
                     null_mut()
@@ -417,39 +442,55 @@ unsafe extern "C" fn iterate_cb(file: *mut bindings::file, ctx: *mut bindings::d
 /// # Safety
 ///
 /// VFS contract: `dir` is the parent inode, `dentry` the dentry (its name is
-/// `name`, stable for the call).
+/// `name`, stable for the call); in RCU walk (`LOOKUP_RCU`) `dir` is stable
+/// but `dentry->d_inode` may change under us and nothing may be stored.
 unsafe extern "C" fn revalidate_cb(
     dir: *mut bindings::inode,
     name: *const bindings::qstr,
     dentry: *mut bindings::dentry,
     flags: c_uint,
 ) -> c_int {
-    if flags & LOOKUP_RCU != 0 {
-        // Revalidation reads shared media and may sleep: leave RCU walk.
-        return -(bindings::ECHILD as c_int);
-    }
-    // SAFETY: VFS contract: `dentry` is live.
-    let inode = unsafe { (*dentry).d_inode };
-    if inode.is_null() {
-        // Never trust a negative dentry: another host may have created it.
-        return 0;
-    }
+    let rcu = flags & LOOKUP_RCU != 0;
     // SAFETY: `dir` is a live marufs inode (VFS contract).
     let d = match unsafe { data_of(dir) } {
         Ok(d) => d,
-        Err(_) => return 0,
+        Err(_) => return if rcu { -(bindings::ECHILD as c_int) } else { 0 },
+    };
+    // SAFETY: `dentry` is live; in RCU walk its inode pointer is read once
+    // and the inode itself is freed only after an RCU grace period.
+    let inode = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_inode) };
+    // SAFETY: as above (a non-null inode is readable under RCU).
+    let child = (!inode.is_null()).then(|| unsafe { (*inode).i_ino });
+    // SAFETY: live inode.
+    let dino = unsafe { (*dir).i_ino };
+    // SAFETY: `dentry` is live; `d_time` is ours (a plain word).
+    let vouched = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_time) } as u64;
+    let now = Fs::changes(d, dino, child);
+    if vouched != 0 && now == Some(vouched) {
+        // Nothing in the directory changed since the dentry was checked.
+        return 1;
+    }
+    if rcu {
+        // Checking against the media may sleep: leave RCU walk.
+        return -(bindings::ECHILD as c_int);
+    }
+    let Some(ino) = child else {
+        // A stale negative dentry: look the name up again.
+        return 0;
     };
     let mut len = 0u32;
     // SAFETY: VFS contract: `name` is the dentry's name, stable for the call.
     let p = unsafe { shim::marufs_shim_qstr_name(name, &mut len) };
     // SAFETY: `p` points to `len` bytes valid for the call.
     let nm = unsafe { core::slice::from_raw_parts(p, len as usize) };
-    // SAFETY: live inodes.
-    let (dino, ino) = unsafe { ((*dir).i_ino, (*inode).i_ino) };
     match Fs::revalidate(d, dino, nm, ino) {
         Ok(Some(a)) => {
-            // SAFETY: refreshing the plain attributes of a live inode.
-            unsafe { apply(inode, &a) };
+            // SAFETY: refreshing the plain attributes of a live inode; not in
+            // RCU walk, so the dentry may be marked.
+            unsafe {
+                apply(inode, &a);
+                set_vouched(dentry, now);
+            }
             1
         }
         Ok(None) => 0,

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `file_operations.unlocked_ioctl` of directories: the batched interface of
-//! `marufs_core::abi` (one call looks up many keys). This layer copies the
-//! request in and the results out; the lookups are the filesystem's.
+//! `marufs_core::abi` (one call looks up many keys). Each name is looked up
+//! the way a path walk would: through the dcache, whose entries the
+//! filesystem's `d_revalidate` vouches for (one change-counter read when
+//! nothing changed), else the filesystem's lookup, which caches the answer.
 
 use super::{
     file::{self, Keys},
@@ -10,7 +12,7 @@ use super::{
     inode::{self, Namespace},
     shim,
 };
-use crate::marufs_core::abi::{self, LookupReq, LOOKUP_REQ_SIZE, LOOKUP_RES_SIZE};
+use crate::marufs_core::abi::{self, LookupReq, LookupRes, PackedNames, LOOKUP_REQ_SIZE, LOOKUP_RES_SIZE};
 use kernel::{
     alloc::KVVec,
     bindings,
@@ -22,10 +24,13 @@ const MAY_EXEC: c_int = 1;
 
 /// Batched operations of a filesystem.
 pub trait Ioctls: Namespace {
-    /// Looks up `count` packed names (already validated with
-    /// [`abi::validate_packed`]) in directory `dir`, writing one
-    /// [`abi::LookupRes`] per name into `out`; returns how many are present.
-    fn lookup_batch(d: &Self::Data, dir: u64, names: &[u8], out: &mut [u8]) -> Result<u32>;
+    /// Whether directory `dir` takes batched lookups (an error otherwise).
+    fn batch_dir(d: &Self::Data, dir: u64) -> Result;
+}
+
+/// Whether a path walk could look `name` up at all (else: absent).
+fn walkable(name: &[u8]) -> bool {
+    !matches!(name, b"." | b"..") && !name.iter().any(|&c| c == b'/' || c == 0)
 }
 
 /// `file_operations.unlocked_ioctl` for directories.
@@ -115,7 +120,44 @@ unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
     let mut out = KVVec::from_elem(0u8, out_len, GFP_KERNEL)?;
     // SAFETY: `inode` is live while the file is open.
     let (d, ino) = unsafe { (inode::data_of(inode)?, (*inode).i_ino) };
-    let n = <Fs as Ioctls>::lookup_batch(d, ino, &names, &mut out)?;
+    <Fs as Ioctls>::batch_dir(d, ino)?;
+    let mut n = 0u32;
+    for (name, slot) in PackedNames::new(&names).zip(out.chunks_exact_mut(LOOKUP_RES_SIZE)) {
+        let name = name.map_err(|()| EINVAL)?;
+        let mut st = shim::Stat::default();
+        let r = if walkable(name) {
+            // SAFETY: `file` is an open directory; `name` is `len` readable
+            // bytes; `st` is writable.
+            unsafe { shim::marufs_shim_dcache_lookup(file, name.as_ptr(), name.len() as u32, &mut st) }
+        } else {
+            0
+        };
+        let res = match r {
+            1 => {
+                n += 1;
+                LookupRes {
+                    status: 0,
+                    mode: st.mode,
+                    size: st.size,
+                    ino: st.ino,
+                    uid: st.uid,
+                    gid: st.gid,
+                    mtime_ns: st.mtime_ns,
+                }
+            }
+            0 => LookupRes {
+                status: ENOENT.to_errno().unsigned_abs(),
+                ..LookupRes::default()
+            },
+            e => LookupRes {
+                status: e.unsigned_abs(),
+                ..LookupRes::default()
+            },
+        };
+        slot.copy_from_slice(&res.encode());
+        // Long batches let others in.
+        crate::vfs::sys::cond_resched();
+    }
     // SAFETY: `out` holds `out_len` initialised bytes; the user address is
     // checked by copy_to_user.
     let left = unsafe { shim::marufs_shim_copy_to_user(req.results, out.as_ptr().cast(), out_len) };

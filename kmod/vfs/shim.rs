@@ -28,6 +28,19 @@ pub(crate) struct FaultInfo {
     pub(crate) fits: bool,
 }
 
+/// `struct marufs_stat`: what a batched lookup reports of a present name.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct Stat {
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) pad: u32,
+}
+
 /// Opaque `struct marufs_periodic`.
 #[repr(C)]
 pub(crate) struct Periodic {
@@ -129,4 +142,10 @@ extern "C" {
     pub(crate) fn marufs_shim_permission(f: *mut bindings::file, mask: c_int) -> c_int;
     pub(crate) fn marufs_shim_copy_from_user(dst: *mut c_void, src: u64, n: usize) -> usize;
     pub(crate) fn marufs_shim_copy_to_user(dst: u64, src: *const c_void, n: usize) -> usize;
+    pub(crate) fn marufs_shim_dcache_lookup(
+        dir: *mut bindings::file,
+        name: *const u8,
+        len: u32,
+        st: *mut Stat,
+    ) -> c_int;
 }

@@ -5,7 +5,9 @@
 # the manifest, finds every chunk in one batched lookup, maps them all
 # zero-copy with 2 MiB pages and verifies each CRC-32 (maru-kvdemo
 # fetch-set), then stores its own key; both race to create the same names
-# (exactly one wins each); B leaves and A still reads B's key.
+# (exactly one wins each); names B has cached (positive, negative, in the
+# dcache and through the batched lookup) follow A's unlink, chmod, rename and
+# create at once; B leaves and A still reads B's key.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
 mkdir -p $M
@@ -44,6 +46,13 @@ a)
         j=$((j + 1))
     done
     log "race: a won $won of $RACES, b the rest; every name has one intact winner"
+    # Cached names: B looks these up, then A changes each of them.
+    for c in c1 c2 c3; do echo one > $M/kv/$c || fail "$c"; done
+    touch $M/kv/cache-ready
+    wait_path $M/kv/cached
+    rm $M/kv/c1 && chmod 600 $M/kv/c2 && mv $M/kv/c3 $M/kv/c5 && echo four > $M/kv/c4 \
+        || fail "changing cached names"
+    touch $M/kv/changed
     wait_path $M/kv/b-done
     sleep 1
     maru-testkit key-verify $M/kv/from-b --len $LEN --seed 77 || fail "B's key after B left"
@@ -63,6 +72,26 @@ b)
     won=$(race)
     echo $won > $M/kv/b-won
     ls $M/kv | grep -c race- | grep -qx $RACES || fail "B sees $(ls $M/kv | grep -c race-) race keys"
+    # Cache names (twice: the second walk is served by the dcache), then
+    # check that A's changes show at once.
+    wait_path $M/kv/cache-ready
+    for r in 1 2; do
+        for c in c1 c2 c3; do [ "$(cat $M/kv/$c)" = one ] || fail "$c before"; done
+        [ -e $M/kv/c4 ] && fail "c4 exists before"
+        maru-testkit lookup $M/kv c1 c2 c3 c4 | grep -q "^present 3$" || fail "batched lookup before"
+    done
+    touch $M/kv/cached
+    wait_path $M/kv/changed
+    [ -e $M/kv/c1 ] && fail "B still sees unlinked c1"
+    [ "$(stat -c %a $M/kv/c2)" = 600 ] || fail "B sees c2 mode $(stat -c %a $M/kv/c2), not 600"
+    [ -e $M/kv/c3 ] && fail "B still sees renamed c3"
+    [ "$(cat $M/kv/c5)" = one ] || fail "B does not see c5"
+    [ "$(cat $M/kv/c4)" = four ] || fail "B does not see new c4"
+    out=$(maru-testkit lookup $M/kv c1 c2 c3 c4 c5)
+    echo "$out" | grep -q "^present 3$" || fail "batched lookup after: $out"
+    echo "$out" | grep -q "^c2 0 4 100600 " || fail "batched c2 after: $out"
+    echo "$out" | grep -q "^c3 2 " || fail "batched c3 after: $out"
+    log "cached names follow the other host's unlink, chmod, rename and create"
     umount $M || fail "umount"
     # Tell A we are gone (remount briefly to write the marker).
     mount -t marufs -o node=1 /dev/dax0.0 $M || fail "remount"

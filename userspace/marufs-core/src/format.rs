@@ -102,7 +102,7 @@ pub fn format<M: Media>(
     let sb = Superblock {
         version: VERSION,
         compat: 0,
-        incompat: 0,
+        incompat: super::layout::INCOMPAT_DIR_CHANGES,
         ro_compat: 0,
         uuid: o.uuid,
         label: o.label,

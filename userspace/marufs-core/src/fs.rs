@@ -8,12 +8,27 @@ use super::error::{Error, Result};
 use super::journal::{self, Txn};
 use super::layout::{
     dir_state, entry_state, hash_tag, host_state, host_word, name_hash, slot_pack, slot_state,
-    slot_unpack, ChunkRec, DirRec, EntryRec, Extent, Geometry, HostIdent, Name, NsHdr, RegRec,
+    slot_unpack, dir_changes_decode, ChunkRec, DirRec, EntryRec, Extent, Geometry, HostIdent, Name, NsHdr, RegRec,
     Superblock, BITMAP_SIZE, CREATING_SLOTS, DIR_SIZE, EF_DATA_CRC, ENTRY_SIZE, HOST_SLOT_SIZE,
     MAX_EXTENTS, MAX_HOSTS, NIL, NSHDR_SIZE, REG_SIZE, ROOT_DIR, SB_BACKUP_OFF, SB_SIZE, UNIT,
-    VERSION,
+    VERSION, DIR_CHANGES_OFF, INCOMPAT_DIR_CHANGES,
 };
 use super::media::{Env, Media};
+
+/// Reads directory `dir`'s change counter from shared memory (invalidating
+/// its line first): `None` when `dir` is out of range, the read fails or the
+/// check word doesn't match. Needs no [`Fs`]: a kernel can call it on its
+/// lock-free path (dentry revalidation) with its own handle on the media.
+pub fn dir_changes<M: Media>(m: &M, g: &Geometry, dir: u32) -> Option<u64> {
+    if dir >= g.dir_count {
+        return None;
+    }
+    let off = g.dir(dir) + DIR_CHANGES_OFF;
+    let mut b = [0u8; 16];
+    m.invalidate(off, 16).ok()?;
+    m.load(off, &mut b).ok()?;
+    dir_changes_decode(&b)
+}
 
 /// Result of [`mount_check`].
 #[derive(Clone, Copy, Debug)]
@@ -460,11 +475,38 @@ impl<M: Media, E: Env> Fs<M, E> {
         r.encode(&mut b);
         t.put(&self.m, &self.geo, self.geo.entry(e), &b)
     }
+    /// Writes directory record `r` (as read under the lock, then changed)
+    /// with its change counter bumped, as the transaction's last op: a host
+    /// that reads the new counter sees every other write of the transaction
+    /// (the ordering DRAM name caches rely on, see `protocol.md`).
     #[inline(never)]
     fn put_dir(&self, t: &mut Txn, d: u32, r: &DirRec) -> Result<()> {
         let mut b = [0u8; DIR_SIZE];
+        let mut r = *r;
+        r.changes = r.changes.wrapping_add(1);
         r.encode(&mut b);
-        t.put(&self.m, &self.geo, self.geo.dir(d), &b)
+        t.put_last(&self.m, &self.geo, self.geo.dir(d), &b)
+    }
+    /// Ends `t` with a bump of directory `d`'s change counter (for
+    /// transactions that change a key's name or attributes but nothing else
+    /// of the directory).
+    fn touch_dir(&self, t: &mut Txn, d: u32) -> Result<()> {
+        let mut r = DirRec::default();
+        self.dir_used_into(d, &mut r)?;
+        self.put_dir(t, d, &r)
+    }
+
+    /// Directory `dir`'s change counter (one invalidated line), `None` when
+    /// it doesn't validate (pool without [`INCOMPAT_DIR_CHANGES`], a torn or
+    /// damaged record, `dir` out of range). Lock-free.
+    pub fn dir_changes(&self, dir: u32) -> Option<u64> {
+        dir_changes(&self.m, &self.geo, dir)
+    }
+
+    /// Whether the pool has [`INCOMPAT_DIR_CHANGES`]: only then may a
+    /// validated [`dir_changes`](Self::dir_changes) vouch for cached names.
+    pub fn has_dir_changes(&self) -> bool {
+        self.sb.incompat & INCOMPAT_DIR_CHANGES != 0
     }
     #[inline(never)]
     fn put_reg(&self, t: &mut Txn, h: u32, r: &RegRec) -> Result<()> {
@@ -933,14 +975,6 @@ impl<M: Media, E: Env> Fs<M, E> {
         if let Some(s) = slot {
             self.put_slot(&mut t, s, slot_pack(slot_state::TOMB, 0, 0, 0))?;
         }
-        if dir < self.geo.dir_count {
-            let mut d = DirRec::default();
-            self.dir_into(dir, &mut d)?;
-            if d.state == dir_state::USED {
-                d.key_count = d.key_count.saturating_sub(1);
-                self.put_dir(&mut t, dir, &d)?;
-            }
-        }
         if creator == self.node && cslot < CREATING_SLOTS {
             t.put(
                 &self.m,
@@ -948,6 +982,14 @@ impl<M: Media, E: Env> Fs<M, E> {
                 self.geo.creating(self.node, cslot),
                 &[0u8; 4],
             )?;
+        }
+        if dir < self.geo.dir_count {
+            let mut d = DirRec::default();
+            self.dir_into(dir, &mut d)?;
+            if d.state == dir_state::USED {
+                d.key_count = d.key_count.saturating_sub(1);
+                self.put_dir(&mut t, dir, &d)?;
+            }
         }
         self.commit(t)
     }
@@ -1309,9 +1351,17 @@ impl<M: Media, E: Env> Fs<M, E> {
             }
             let id = id.ok_or(Error::NoEntries)?;
             let now = fs.env.wall_ns();
+            // The counter continues from the slot's last directory, so a
+            // name cached for that one can never validate against this one.
+            let changes = match dir_changes(&fs.m, &fs.geo, id) {
+                Some(c) => c,
+                None if fs.dir_rec(id).is_ok_and(|r| r == DirRec::default()) => 0,
+                None => now,
+            };
             ns.next_gen = ns.next_gen.wrapping_add(1);
             ns.dirs_used = ns.dirs_used.saturating_add(1);
             let rec = DirRec {
+                changes,
                 state: dir_state::USED,
                 generation: ns.next_gen,
                 uid,
@@ -1325,9 +1375,9 @@ impl<M: Media, E: Env> Fs<M, E> {
             };
             let tag = hash_tag(name_hash(ROOT_DIR, name));
             let mut t = fs.txn();
-            fs.put_dir(&mut t, id, &rec)?;
             fs.put_nshdr(&mut t, &ns)?;
             fs.put_slot(&mut t, slot, slot_pack(slot_state::USED, ROOT_DIR, tag, id))?;
+            fs.put_dir(&mut t, id, &rec)?;
             fs.commit(t)?;
             Ok(id)
         })
@@ -1346,9 +1396,9 @@ impl<M: Media, E: Env> Fs<M, E> {
             ns.dirs_used = ns.dirs_used.saturating_sub(1);
             rec.state = dir_state::FREE;
             let mut t = fs.txn();
-            fs.put_dir(&mut t, id, &rec)?;
             fs.put_nshdr(&mut t, &ns)?;
             fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.put_dir(&mut t, id, &rec)?;
             fs.commit(t)
         })
     }
@@ -1501,7 +1551,6 @@ impl<M: Media, E: Env> Fs<M, E> {
             let mut t = fs.txn();
             fs.put_entry(&mut t, idx, rec)?;
             fs.put_nshdr(&mut t, &ns)?;
-            fs.put_dir(&mut t, dir, &d)?;
             t.put(
                 &fs.m,
                 &fs.geo,
@@ -1509,6 +1558,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                 &(idx + 1).to_le_bytes(),
             )?;
             fs.put_slot(&mut t, slot, slot_pack(slot_state::USED, dir, tag, idx))?;
+            fs.put_dir(&mut t, dir, &d)?;
             fs.commit(t)?;
             fs.cslot_hint = cslot + 1;
             Ok(Handle {
@@ -1732,10 +1782,10 @@ impl<M: Media, E: Env> Fs<M, E> {
             d.bytes = d.bytes.saturating_add(e.size);
             let mut t = fs.txn();
             fs.put_entry(&mut t, h.entry, &e)?;
-            fs.put_dir(&mut t, e.dir, &d)?;
             if e.cslot < CREATING_SLOTS {
                 t.put(&fs.m, &fs.geo, fs.geo.creating(me, e.cslot), &[0u8; 4])?;
             }
+            fs.put_dir(&mut t, e.dir, &d)?;
             fs.commit(t)
         })
     }
@@ -1775,7 +1825,6 @@ impl<M: Media, E: Env> Fs<M, E> {
             let tag = hash_tag(name_hash(e.dir, name));
             let mut t = fs.txn();
             fs.put_entry(&mut t, h.entry, &e)?;
-            fs.put_dir(&mut t, e.dir, &d)?;
             if e.cslot < CREATING_SLOTS {
                 t.put(&fs.m, &fs.geo, fs.geo.creating(me, e.cslot), &[0u8; 4])?;
             }
@@ -1785,6 +1834,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                 nslot,
                 slot_pack(slot_state::USED, e.dir, tag, h.entry),
             )?;
+            fs.put_dir(&mut t, e.dir, &d)?;
             fs.commit(t)
         })
     }
@@ -1856,8 +1906,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut t = fs.txn();
         fs.put_entry(&mut t, idx, &e)?;
         fs.put_reg(&mut t, q, &rq)?;
-        fs.put_dir(&mut t, dir, &d)?;
         fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+        fs.put_dir(&mut t, dir, &d)?;
         fs.commit(t)?;
         Ok(q)
     }
@@ -1885,6 +1935,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             fs.put_entry(&mut t, idx, &e)?;
             fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
             fs.put_slot(&mut t, nslot, slot_pack(slot_state::USED, dir, tag, idx))?;
+            fs.touch_dir(&mut t, dir)?;
             fs.commit(t)
         })
     }
@@ -1911,6 +1962,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             e.ctime = fs.env.wall_ns();
             let mut t = fs.txn();
             fs.put_entry(&mut t, idx, &e)?;
+            fs.touch_dir(&mut t, dir)?;
             fs.commit(t)
         })
     }

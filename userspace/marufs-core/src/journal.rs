@@ -32,6 +32,8 @@ pub struct Txn {
     pos: u64,
     count: u32,
     crc: u32,
+    /// A final op was added ([`Txn::put_last`]): nothing may follow it.
+    sealed: bool,
 }
 
 /// A pending (valid, unapplied) record.
@@ -61,11 +63,31 @@ impl Txn {
             pos: 0,
             count: 0,
             crc: crc::INIT,
+            sealed: false,
         }
     }
 
+    /// Appends "write `data` at `off`" as the transaction's last op: it is
+    /// applied (and flushed) after every other op, so a host that sees it
+    /// sees all of them. Any later `put` fails with `InvalidArgument`.
+    pub fn put_last<M: Media>(
+        &mut self,
+        m: &M,
+        g: &Geometry,
+        off: u64,
+        data: &[u8],
+    ) -> Result<()> {
+        self.put(m, g, off, data)?;
+        self.sealed = true;
+        Ok(())
+    }
+
     /// Appends "write `data` at `off`" (not applied until [`Txn::commit`]).
+    /// Ops are applied in order, each flushed before the next is written.
     pub fn put<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, data: &[u8]) -> Result<()> {
+        if self.sealed {
+            return Err(Error::InvalidArgument);
+        }
         let len = data.len() as u64;
         let padded = len.div_ceil(8) * 8;
         if !target_ok(g, off, len) {

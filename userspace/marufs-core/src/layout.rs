@@ -9,8 +9,14 @@ pub const MAGIC: [u8; 8] = *b"MARUFS\x00\x01";
 pub const VERSION: u32 = 1;
 /// Known compatible features (none yet).
 pub const COMPAT_KNOWN: u64 = 0;
-/// Known incompatible features (none yet).
-pub const INCOMPAT_KNOWN: u64 = 0;
+/// Incompatible feature: every transaction that changes what a lookup or
+/// stat in a directory can return bumps that directory's change counter
+/// ([`DirRec::changes`]) as its last write, so hosts may cache names in DRAM
+/// and revalidate them by reading one line. Older modules would change keys
+/// without bumping it, so they must not mount such a pool.
+pub const INCOMPAT_DIR_CHANGES: u64 = 1;
+/// Known incompatible features.
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_DIR_CHANGES;
 /// Known read-only-compatible features (none yet).
 pub const RO_COMPAT_KNOWN: u64 = 0;
 
@@ -740,6 +746,26 @@ pub struct DirRec {
     pub bytes: u64,
     /// Name.
     pub name: Name,
+    /// Change counter: bumped by every transaction that changes the
+    /// directory or what a lookup in it returns (see
+    /// [`INCOMPAT_DIR_CHANGES`]); never goes back, not even across
+    /// rmdir/mkdir of the slot. Stored at [`DIR_CHANGES_OFF`] with a check word.
+    pub changes: u64,
+}
+
+/// Offset of the change counter in a directory record: the counter, then
+/// `counter ^ DIR_CHANGES_CHECK`, in one line so that one invalidate + one
+/// 16-byte load reads it ([`dir_changes_decode`]).
+pub const DIR_CHANGES_OFF: u64 = 320;
+/// Check pattern of the change counter ("MARUCHGS"): an all-zero record or a
+/// torn or damaged pair never validates.
+pub const DIR_CHANGES_CHECK: u64 = 0x5347_4843_5552_414d;
+
+/// Decodes the 16 bytes at [`DIR_CHANGES_OFF`]: the counter when its check
+/// word matches.
+pub fn dir_changes_decode(b: &[u8; 16]) -> Option<u64> {
+    let c = rd64(b, 0);
+    (rd64(b, 8) == c ^ DIR_CHANGES_CHECK).then_some(c)
 }
 
 impl DirRec {
@@ -757,6 +783,12 @@ impl DirRec {
         wr64(b, 48, self.key_count);
         wr64(b, 56, self.bytes);
         copy_in(b, 64, &self.name.bytes);
+        wr64(b, DIR_CHANGES_OFF as usize, self.changes);
+        wr64(
+            b,
+            DIR_CHANGES_OFF as usize + 8,
+            self.changes ^ DIR_CHANGES_CHECK,
+        );
         let c = crc_with_hole(b, 508);
         wr32(b, 508, c);
     }
@@ -794,6 +826,8 @@ impl DirRec {
         self.bytes = rd64(b, 56);
         self.name.len = len as u8;
         copy_out(b, 64, &mut self.name.bytes);
+        // A pool formatted without the feature has zeros here: counter 0.
+        self.changes = rd64(b, DIR_CHANGES_OFF as usize);
         true
     }
 }

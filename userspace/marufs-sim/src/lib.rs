@@ -59,6 +59,9 @@ pub enum FaultKind {
     DropEntryFlush,
     /// Drop every invalidate of the index (lookups see stale slots).
     DropIndexInvalidate,
+    /// Drop the invalidate before each read of a directory's change counter
+    /// (name caches trust a stale counter).
+    DropDirChangesInvalidate,
 }
 
 type HostFs = Fs<SimMedia, SimMedia>;
@@ -170,7 +173,13 @@ struct HostSlot {
     fs: Option<HostFs>,
     down: bool,
     holds: Vec<Held>,
+    cache: NameCache,
 }
+
+/// A host's DRAM name cache, as a kernel keeps one (the dcache): lookup
+/// results tagged with the directory's change counter read before the
+/// lookup, trusted while the counter still reads the same. Lost with the host.
+type NameCache = BTreeMap<(u32, u32), (u64, Option<(u32, u64, Vec<Extent>)>)>;
 
 /// Outcome of one seed.
 #[derive(Debug, Default)]
@@ -217,7 +226,13 @@ fn is_crash(e: &Error) -> bool {
     matches!(e, Error::Media(MediaError::Crashed))
 }
 
-fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res {
+fn run_op(
+    fs: &mut HostFs,
+    op: &Op,
+    holds: &mut Vec<Held>,
+    cache: &mut NameCache,
+    rng: &mut Rng,
+) -> Res {
     let data_off = fs.geometry().data_off;
     let r: Result<Res, Error> = (|| match op {
         Op::Restart => Ok(Res::Ok),
@@ -279,25 +294,48 @@ fn run_op(fs: &mut HostFs, op: &Op, holds: &mut Vec<Held>, rng: &mut Rng) -> Res
         Op::Rename { dir, k, to } => fs
             .rename(*dir, &key_name(*k), &key_name(*to))
             .map(|_| Res::Ok),
-        Op::Lookup { dir, k } => match fs.lookup(*dir, &key_name(*k)) {
-            Ok(key) => {
-                let ok = read_data_ok(
-                    fs.media(),
-                    data_off,
-                    *k,
-                    key.rec.generation,
-                    key.rec.used_extents(),
-                    true,
-                );
-                Ok(Res::Found {
-                    entry: key.entry,
-                    gen: key.rec.generation,
-                    data_ok: ok,
-                })
+        // Half of the lookups go through the host's name cache: the
+        // directory's change counter, read first, vouches for a cached
+        // result; a miss looks up and caches under that counter.
+        Op::Lookup { dir, k } => {
+            let tag = if fs.has_dir_changes() && rng.below(2) == 0 {
+                fs.dir_changes(*dir)
+            } else {
+                None
+            };
+            let hit = tag.and_then(|t| {
+                cache
+                    .get(&(*dir, *k))
+                    .filter(|c| c.0 == t)
+                    .map(|c| c.1.clone())
+            });
+            let found = match hit {
+                Some(v) => v,
+                None => {
+                    let v = match fs.lookup(*dir, &key_name(*k)) {
+                        Ok(key) => Some((
+                            key.entry,
+                            key.rec.generation,
+                            key.rec.used_extents().to_vec(),
+                        )),
+                        Err(Error::NotFound) => None,
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(t) = tag {
+                        cache.insert((*dir, *k), (t, v.clone()));
+                    }
+                    v
+                }
+            };
+            match found {
+                Some((entry, gen, ext)) => Ok(Res::Found {
+                    entry,
+                    gen,
+                    data_ok: read_data_ok(fs.media(), data_off, *k, gen, &ext, true),
+                }),
+                None => Ok(Res::NotFound),
             }
-            Err(Error::NotFound) => Ok(Res::NotFound),
-            Err(e) => Err(e),
-        },
+        }
         Op::Hold { dir, k } => {
             let key = match fs.lookup(*dir, &key_name(*k)) {
                 Ok(key) => key,
@@ -368,6 +406,10 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 drop_invalidate: (geo.index_off, geo.index_slots * 8),
                 ..Faults::default()
             },
+            FaultKind::DropDirChangesInvalidate => Faults {
+                drop_small_invalidate: (geo.dir(0), u64::from(geo.dir_count) * 512),
+                ..Faults::default()
+            },
         };
         g.crash_ppm = 4000;
         if std::env::var("MARUFS_SIM_TRACE").is_ok() {
@@ -383,6 +425,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             fs: None,
             down: true,
             holds: vec![],
+            cache: NameCache::new(),
         })
         .collect();
     let mut model: BTreeMap<(u32, u32), KS> = BTreeMap::new();
@@ -474,6 +517,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             for (h, ops) in plans.iter().cloned() {
                 let fs_opt = hosts[h].fs.take();
                 let mut holds = std::mem::take(&mut hosts[h].holds);
+                let mut cache = std::mem::take(&mut hosts[h].cache);
                 let sim2 = sim.clone();
                 let mut trng = Rng(rng.next());
                 handles.push(s.spawn(move || {
@@ -495,6 +539,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                                 Ok(fs) => {
                                     fs_opt = Some(fs);
                                     holds.clear();
+                                    cache.clear();
                                     res.push((op, Res::Ok));
                                 }
                                 Err(e) => {
@@ -510,7 +555,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                             continue;
                         }
                         let Some(fs) = fs_opt.as_mut() else { break };
-                        let r = run_op(fs, &op, &mut holds, &mut trng);
+                        let r = run_op(fs, &op, &mut holds, &mut cache, &mut trng);
                         if let Res::Held { entry, gen, ext, k } = &r {
                             holds.push(Held {
                                 entry: *entry,
@@ -562,13 +607,14 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                         }
                     }
                     sim2.finish(h);
-                    (h, fs_opt, holds, res)
+                    (h, fs_opt, holds, cache, res)
                 }));
             }
             for hd in handles {
-                let (h, fs, holds, res) = hd.join().expect("host thread panicked");
+                let (h, fs, holds, cache, res) = hd.join().expect("host thread panicked");
                 hosts[h].fs = fs;
                 hosts[h].holds = holds;
+                hosts[h].cache = cache;
                 results.push((h, res));
             }
         });
@@ -657,8 +703,22 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                     }
                     (Op::Rename { dir, k, to }, Res::Ok) => {
                         if k != to {
-                            model.insert((*dir, *k), KS::Unknown);
-                            model.insert((*dir, *to), KS::Unknown);
+                            let once = |x: (u32, u32)| {
+                                touched_now.iter().filter(|t| **t == x).count() == 1
+                            };
+                            // Alone on both names this round: the key moved.
+                            match model.get(&(*dir, *k)) {
+                                Some(&KS::Published { entry, gen })
+                                    if once((*dir, *k)) && once((*dir, *to)) =>
+                                {
+                                    model.insert((*dir, *k), KS::Absent);
+                                    model.insert((*dir, *to), KS::Published { entry, gen });
+                                }
+                                _ => {
+                                    model.insert((*dir, *k), KS::Unknown);
+                                    model.insert((*dir, *to), KS::Unknown);
+                                }
+                            }
                         }
                     }
                     (_, Res::Err(e)) if matches!(e, Error::Corrupt) => {
@@ -684,6 +744,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 hosts[h].fs = None;
                 hosts[h].down = true;
                 hosts[h].holds.clear();
+                hosts[h].cache.clear();
                 if crashed {
                     out.crashes += 1;
                 }

@@ -46,6 +46,9 @@ pub struct Faults {
     pub drop_flush: (u64, u64),
     /// Drop invalidates overlapping this range (len 0: none).
     pub drop_invalidate: (u64, u64),
+    /// Drop invalidates of at most 16 bytes overlapping this range (the
+    /// change-counter reads of name caches; len 0: none).
+    pub drop_small_invalidate: (u64, u64),
 }
 
 fn overlaps(r: (u64, u64), off: u64, len: u64) -> bool {
@@ -456,7 +459,9 @@ impl Media for SimMedia {
     fn invalidate(&self, off: u64, len: u64) -> Result<(), MediaError> {
         let h = self.host;
         self.sim.op(h, None, |g| {
-            if overlaps(g.faults.drop_invalidate, off, len) {
+            if overlaps(g.faults.drop_invalidate, off, len)
+                || (len <= 16 && overlaps(g.faults.drop_small_invalidate, off, len))
+            {
                 return Ok(());
             }
             let keys: Vec<u64> = g.caches[h]

@@ -237,3 +237,62 @@ fn tmpfile_publish_as() {
     assert_eq!(s.total_units - s.free_units, 1);
     assert!(fs_ok(&m), "{:?}", fsck_problems(&m, true));
 }
+
+fn changed_since(fs: &Fs<&MemMedia, marufs_sim::StepClock>, d: u32, c: u64) -> bool {
+    fs.dir_changes(d) != Some(c)
+}
+
+/// Every operation that can change what a lookup or stat in a directory
+/// returns bumps the directory's change counter; reads and operations on
+/// other directories don't. rmdir + mkdir of the slot never restart it.
+#[test]
+fn dir_change_counter() {
+    let m = pool(64 * UNIT);
+    let mut fs = Fs::open(&m, clock(1), 0, tun()).unwrap();
+    fs.join().unwrap();
+    assert!(fs.has_dir_changes());
+    let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let other = fs.mkdir(b"other", 0, 0, 0o755).unwrap();
+    let mut last = fs.dir_changes(d).expect("counter");
+    let mut bumped = |fs: &Fs<&MemMedia, marufs_sim::StepClock>, what: &str| {
+        let now = fs.dir_changes(d).expect("counter");
+        assert!(now > last, "{what} did not bump ({last} -> {now})");
+        last = now;
+        now
+    };
+    let h = fs.create(d, b"k", 0, 0, 0o644).unwrap();
+    bumped(&fs, "create");
+    fs.set_size(&h, UNIT).unwrap();
+    fs.publish(&h, None).unwrap();
+    bumped(&fs, "publish");
+    fs.rename(d, b"k", b"k2").unwrap();
+    bumped(&fs, "rename");
+    fs.setattr(d, b"k2", Some(5), None, Some(0o600)).unwrap();
+    bumped(&fs, "setattr");
+    let t = fs.create_tmp(d, 0, 0, 0o644).unwrap();
+    bumped(&fs, "create_tmp");
+    fs.publish_as(&t, b"k3", None).unwrap();
+    bumped(&fs, "publish_as");
+    let a = fs.create(d, b"gone", 0, 0, 0o644).unwrap();
+    bumped(&fs, "create");
+    fs.abort(&a).unwrap();
+    bumped(&fs, "abort");
+    fs.unlink(d, b"k2").unwrap();
+    bumped(&fs, "unlink");
+    fs.unlink_reclaim(d, b"k3").unwrap();
+    bumped(&fs, "unlink_reclaim");
+    fs.setattr_dir(d, None, None, Some(0o700)).unwrap();
+    let last = bumped(&fs, "setattr_dir");
+    // Lookups, stat and another directory's changes leave it alone.
+    let _ = fs.lookup(d, b"k2");
+    let _ = fs.readdir(d, 0).unwrap();
+    let h = fs.create(other, b"x", 0, 0, 0o644).unwrap();
+    fs.publish(&h, None).unwrap();
+    assert!(!changed_since(&fs, d, last));
+    fs.rmdir(b"app").unwrap();
+    bumped(&fs, "rmdir");
+    let d2 = fs.mkdir(b"again", 0, 0, 0o755).unwrap();
+    assert_eq!(d2, d, "slot reused");
+    bumped(&fs, "mkdir of a reused slot");
+    assert!(fs_ok(&m));
+}

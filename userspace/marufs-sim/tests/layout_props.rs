@@ -71,10 +71,18 @@ fn dir_host_reg_ns_chunk_roundtrip() {
             key_count: r.next(),
             bytes: r.next(),
             name: name(&mut r),
+            changes: r.next(),
         };
         let mut b = [0u8; DIR_SIZE];
         d.encode(&mut b);
         assert_eq!(DirRec::decode(&b), Some(d));
+        // The change counter reads alone from its line, and only when intact.
+        let at = DIR_CHANGES_OFF as usize;
+        let mut pair = [0u8; 16];
+        pair.copy_from_slice(&b[at..at + 16]);
+        assert_eq!(dir_changes_decode(&pair), Some(d.changes));
+        pair[r.below(16) as usize] ^= 1 << r.below(8);
+        assert_eq!(dir_changes_decode(&pair), None);
         let h = HostIdent {
             state: r.below(3) as u32,
             node: r.next() as u32,

@@ -88,6 +88,12 @@ fn catches_missing_invalidate() {
     println!("dropped index invalidate detected at seed {s}");
 }
 
+#[test]
+fn catches_stale_name_cache() {
+    let s = finds_bug(FaultKind::DropDirChangesInvalidate);
+    println!("dropped change-counter invalidate detected at seed {s}");
+}
+
 /// Sweep that reports every failing seed instead of stopping at the first
 /// (`MARUFS_SIM_SWEEP=N cargo test -p marufs-sim --release --test sim sweep -- --nocapture`).
 #[test]
