@@ -453,6 +453,16 @@ unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n
 	return copy_to_user(u64_to_user_ptr(dst), src, n);
 }
 
+static void marufs_fill_stat(struct inode *i, struct marufs_stat *st)
+{
+	st->ino = i->i_ino;
+	st->size = i_size_read(i);
+	st->mtime_ns = (u64)inode_get_mtime_sec(i) * NSEC_PER_SEC + inode_get_mtime_nsec(i);
+	st->mode = i->i_mode;
+	st->uid = __kuid_val(i->i_uid);
+	st->gid = __kgid_val(i->i_gid);
+}
+
 int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 len,
 			      struct marufs_stat *st)
 {
@@ -467,12 +477,33 @@ int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 l
 		dput(d);
 		return 0;
 	}
-	st->ino = i->i_ino;
-	st->size = i_size_read(i);
-	st->mtime_ns = (u64)inode_get_mtime_sec(i) * NSEC_PER_SEC + inode_get_mtime_nsec(i);
-	st->mode = i->i_mode;
-	st->uid = __kuid_val(i->i_uid);
-	st->gid = __kgid_val(i->i_gid);
+	marufs_fill_stat(i, st);
 	dput(d);
 	return 1;
+}
+
+int marufs_shim_dcache_peek(struct file *dir, const unsigned char *name, u32 len,
+			    unsigned long tag, struct marufs_stat *st)
+{
+	struct dentry *parent = dir->f_path.dentry;
+	struct qstr q = QSTR_INIT(name, len);
+	struct dentry *d;
+	struct inode *i;
+	int r = -EAGAIN;
+
+	/* marufs has no d_hash: the standard hash is the one the dcache uses. */
+	q.hash = full_name_hash(parent, name, len);
+	d = d_lookup(parent, &q);
+	if (!d)
+		return -EAGAIN;
+	if (tag && READ_ONCE(d->d_time) == tag) {
+		i = d_inode(d);
+		r = 0;
+		if (i) {
+			marufs_fill_stat(i, st);
+			r = 1;
+		}
+	}
+	dput(d);
+	return r;
 }

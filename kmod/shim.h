@@ -152,5 +152,13 @@ struct marufs_stat {
 };
 int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 len,
 			      struct marufs_stat *st);
+/*
+ * The dcache alone: `name`'s hashed dentry in the directory open as `dir`,
+ * trusted only if its d_time (the filesystem's change-counter tag) equals
+ * `tag` (non-zero). 1 + `st` for a present name, 0 for an absent one,
+ * -EAGAIN when the dcache can't answer (no dentry, or another tag).
+ */
+int marufs_shim_dcache_peek(struct file *dir, const unsigned char *name, u32 len,
+			    unsigned long tag, struct marufs_stat *st);
 
 #endif

@@ -121,16 +121,28 @@ unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
     // SAFETY: `inode` is live while the file is open.
     let (d, ino) = unsafe { (inode::data_of(inode)?, (*inode).i_ino) };
     <Fs as Ioctls>::batch_dir(d, ino)?;
+    // One counter read vouches for every cached name of the batch (as
+    // d_revalidate would for each): the answers hold as of this read.
+    let tag = <Fs as Namespace>::changes(d, ino, None).unwrap_or(0) as usize;
     let mut n = 0u32;
-    for (name, slot) in PackedNames::new(&names).zip(out.chunks_exact_mut(LOOKUP_RES_SIZE)) {
+    for (i, (name, slot)) in PackedNames::new(&names)
+        .zip(out.chunks_exact_mut(LOOKUP_RES_SIZE))
+        .enumerate()
+    {
         let name = name.map_err(|()| EINVAL)?;
         let mut st = shim::Stat::default();
-        let r = if walkable(name) {
+        let r = if !walkable(name) {
+            0
+        } else {
             // SAFETY: `file` is an open directory; `name` is `len` readable
             // bytes; `st` is writable.
-            unsafe { shim::marufs_shim_dcache_lookup(file, name.as_ptr(), name.len() as u32, &mut st) }
-        } else {
-            0
+            match unsafe { shim::marufs_shim_dcache_peek(file, name.as_ptr(), name.len() as u32, tag, &mut st) } {
+                // SAFETY: as above.
+                r if r == EAGAIN.to_errno() => unsafe {
+                    shim::marufs_shim_dcache_lookup(file, name.as_ptr(), name.len() as u32, &mut st)
+                },
+                r => r,
+            }
         };
         let res = match r {
             1 => {
@@ -155,8 +167,10 @@ unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
             },
         };
         slot.copy_from_slice(&res.encode());
-        // Long batches let others in.
-        crate::vfs::sys::cond_resched();
+        if i % 64 == 63 {
+            // Long batches let others in.
+            crate::vfs::sys::cond_resched();
+        }
     }
     // SAFETY: `out` holds `out_len` initialised bytes; the user address is
     // checked by copy_to_user.

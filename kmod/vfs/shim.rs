@@ -148,4 +148,11 @@ extern "C" {
         len: u32,
         st: *mut Stat,
     ) -> c_int;
+    pub(crate) fn marufs_shim_dcache_peek(
+        dir: *mut bindings::file,
+        name: *const u8,
+        len: u32,
+        tag: usize,
+        st: *mut Stat,
+    ) -> c_int;
 }

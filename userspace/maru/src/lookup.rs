@@ -94,8 +94,40 @@ impl KeyInfo {
     }
 
     pub(crate) fn from_stat(name: String, st: &libc::stat) -> Self {
-        Self {
+        Found::from_stat(st).named(name)
+    }
+}
+
+/// What a lookup found: a key's attributes, without its name (which the
+/// caller has; `exists` and the batched lookups don't copy it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) size: u64,
+    pub(crate) allocated: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ino: u64,
+}
+
+impl Found {
+    /// The [`KeyInfo`] of this key, named `name`.
+    pub(crate) fn named(self, name: String) -> KeyInfo {
+        KeyInfo {
             name,
+            size: self.size,
+            allocated: self.allocated,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime_ns: self.mtime_ns,
+            ino: self.ino,
+        }
+    }
+
+    fn from_stat(st: &libc::stat) -> Self {
+        Self {
             size: st.st_size as u64,
             allocated: (st.st_blocks as u64).saturating_mul(512),
             mode: st.st_mode,
@@ -106,9 +138,8 @@ impl KeyInfo {
         }
     }
 
-    fn from_res(name: String, r: &LookupRes) -> Self {
+    fn from_res(r: &LookupRes) -> Self {
         Self {
-            name,
             size: r.size,
             // Keys are made of whole 2 MiB units.
             allocated: r.size.div_ceil(UNIT).saturating_mul(UNIT),
@@ -141,7 +172,7 @@ pub(crate) fn lookup_many(
     marufs: bool,
     state: &LookupState,
     counters: &AtomicCounters,
-) -> Result<Vec<Option<KeyInfo>>> {
+) -> Result<Vec<Option<Found>>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,10 +197,10 @@ pub(crate) fn lookup_many(
 }
 
 /// One name with `fstatat`.
-pub(crate) fn stat_one(dir: BorrowedFd<'_>, name: &str) -> Result<Option<KeyInfo>> {
+pub(crate) fn stat_one(dir: BorrowedFd<'_>, name: &str) -> Result<Option<Found>> {
     let c = sys::cname(name).map_err(|e| Error::io("stat", name, e))?;
     match sys::fstatat(dir, &c) {
-        Ok(st) if sys::is_reg(&st) => Ok(Some(KeyInfo::from_stat(name.to_string(), &st))),
+        Ok(st) if sys::is_reg(&st) => Ok(Some(Found::from_stat(&st))),
         Ok(_) => Ok(None),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
         Err(e) => Err(Error::io("stat", name, e)),
@@ -180,7 +211,7 @@ fn lookup_ioctl(
     dir: BorrowedFd<'_>,
     names: &[&str],
     counters: &AtomicCounters,
-) -> std::io::Result<Vec<Option<KeyInfo>>> {
+) -> std::io::Result<Vec<Option<Found>>> {
     let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
     let mut out = Vec::with_capacity(names.len());
     for chunk in names.chunks(LOOKUP_MAX as usize) {
@@ -204,12 +235,10 @@ fn lookup_ioctl(
         // count result records), all outliving the call.
         unsafe { sys::ioctl_ptr(dir, IOC_LOOKUP, wire.as_mut_ptr()) }?;
         counters.ioctl_lookups.fetch_add(1, Relaxed);
-        for (r, name) in res.chunks_exact(LOOKUP_RES_SIZE).zip(chunk) {
+        for r in res.chunks_exact(LOOKUP_RES_SIZE) {
             let r = LookupRes::decode(r.try_into().map_err(|_| einval())?);
             out.push(match r.status as i32 {
-                0 if r.mode & libc::S_IFMT == libc::S_IFREG => {
-                    Some(KeyInfo::from_res(name.to_string(), &r))
-                }
+                0 if r.mode & libc::S_IFMT == libc::S_IFREG => Some(Found::from_res(&r)),
                 0 | libc::ENOENT | libc::EINVAL => None,
                 e => return Err(std::io::Error::from_raw_os_error(e)),
             });

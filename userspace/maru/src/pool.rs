@@ -261,7 +261,11 @@ impl Pool {
         names.sort();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let found = self.lookup(dir, app, &refs, policy, counters)?;
-        Ok(found.into_iter().flatten().collect())
+        Ok(found
+            .into_iter()
+            .zip(names)
+            .filter_map(|(f, n)| f.map(|f| f.named(n)))
+            .collect())
     }
 
     pub(crate) fn lookup(
@@ -271,7 +275,7 @@ impl Pool {
         names: &[&str],
         policy: BatchedLookup,
         counters: &AtomicCounters,
-    ) -> Result<Vec<Option<KeyInfo>>> {
+    ) -> Result<Vec<Option<lookup::Found>>> {
         lookup::lookup_many(
             dir,
             app,

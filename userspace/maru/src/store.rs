@@ -542,13 +542,23 @@ impl Store {
     /// Attributes of `key`, or `None` if it does not exist.
     pub fn stat(&self, key: &str) -> Result<Option<KeyInfo>> {
         validate_name(key)?;
-        lookup::stat_one(self.dir(), key)
+        Ok(lookup::stat_one(self.dir(), key)?.map(|f| f.named(key.to_string())))
     }
 
     /// Looks many keys up at once: on marufs one system call per 4096 names
     /// (`MARUFS_IOC_LOOKUP`); elsewhere, or on a module without the ioctl
     /// (detected once), one `fstatat` per name.
     pub fn batch_stat(&self, keys: &[&str]) -> Result<Vec<Option<KeyInfo>>> {
+        Ok(self
+            .batch_found(keys)?
+            .into_iter()
+            .zip(keys)
+            .map(|(f, k)| f.map(|f| f.named(k.to_string())))
+            .collect())
+    }
+
+    /// The batched lookup itself (no names copied).
+    fn batch_found(&self, keys: &[&str]) -> Result<Vec<Option<lookup::Found>>> {
         for k in keys {
             validate_name(k)?;
         }
@@ -564,7 +574,7 @@ impl Store {
     /// Which of `keys` exist (one batched lookup).
     pub fn batch_exists(&self, keys: &[&str]) -> Result<Vec<bool>> {
         Ok(self
-            .batch_stat(keys)?
+            .batch_found(keys)?
             .into_iter()
             .map(|k| k.is_some())
             .collect())
@@ -585,7 +595,7 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn batch_retrieve(&self, keys: &[&str]) -> Result<Vec<Option<Mapping>>> {
-        let infos = self.batch_stat(keys)?;
+        let infos = self.batch_found(keys)?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, info) in keys.iter().zip(infos) {
             let Some(info) = info else {

@@ -7,11 +7,11 @@
 use super::error::{Error, Result};
 use super::journal::{self, Txn};
 use super::layout::{
-    dir_state, entry_state, hash_tag, host_state, host_word, name_hash, slot_pack, slot_state,
-    slot_unpack, dir_changes_decode, ChunkRec, DirRec, EntryRec, Extent, Geometry, HostIdent, Name, NsHdr, RegRec,
-    Superblock, BITMAP_SIZE, CREATING_SLOTS, DIR_SIZE, EF_DATA_CRC, ENTRY_SIZE, HOST_SLOT_SIZE,
-    MAX_EXTENTS, MAX_HOSTS, NIL, NSHDR_SIZE, REG_SIZE, ROOT_DIR, SB_BACKUP_OFF, SB_SIZE, UNIT,
-    VERSION, DIR_CHANGES_OFF, INCOMPAT_DIR_CHANGES,
+    dir_changes_decode, dir_state, entry_state, hash_tag, host_state, host_word, name_hash,
+    slot_pack, slot_state, slot_unpack, ChunkRec, DirRec, EntryRec, Extent, Geometry, HostIdent,
+    Name, NsHdr, RegRec, Superblock, BITMAP_SIZE, CREATING_SLOTS, DIR_CHANGES_OFF, DIR_SIZE,
+    EF_DATA_CRC, ENTRY_SIZE, HOST_SLOT_SIZE, INCOMPAT_DIR_CHANGES, MAX_EXTENTS, MAX_HOSTS, NIL,
+    NSHDR_SIZE, REG_SIZE, ROOT_DIR, SB_BACKUP_OFF, SB_SIZE, UNIT, VERSION,
 };
 use super::media::{Env, Media};
 

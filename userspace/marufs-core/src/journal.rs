@@ -70,13 +70,7 @@ impl Txn {
     /// Appends "write `data` at `off`" as the transaction's last op: it is
     /// applied (and flushed) after every other op, so a host that sees it
     /// sees all of them. Any later `put` fails with `InvalidArgument`.
-    pub fn put_last<M: Media>(
-        &mut self,
-        m: &M,
-        g: &Geometry,
-        off: u64,
-        data: &[u8],
-    ) -> Result<()> {
+    pub fn put_last<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, data: &[u8]) -> Result<()> {
         self.put(m, g, off, data)?;
         self.sealed = true;
         Ok(())
