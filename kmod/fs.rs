@@ -576,15 +576,25 @@ fn set_size_zeroed(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resu
 /// the data path. Nobody else can see the new units meanwhile: the key is
 /// unpublished and the caller is its creator.
 fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Result {
+    // Units the heartbeat zeroed ahead (at most ZEROED_AHEAD of them).
+    let mut known = [0u32; ZEROED_AHEAD];
+    let mut nknown = 0usize;
     let (had, after) = {
         let mut fs = d.fs();
         let before = fs.extents(&k.handle()).map_err(kerr)?;
         if size == before.size || (size < before.size && !shrink) {
             return Ok(());
         }
-        fs.set_size(&k.handle(), size).map_err(kerr)?;
+        fs.set_size_with(&k.handle(), size, |u| {
+            if let Some(x) = known.get_mut(nknown) {
+                *x = u;
+                nknown += 1;
+            }
+        })
+        .map_err(kerr)?;
         (units(&before), fs.extents(&k.handle()).map_err(kerr)?)
     };
+    let known = known.get(..nknown).unwrap_or(&[]);
     let mut skip = had;
     for e in after.extents.iter().take(after.nextents as usize) {
         let n = u64::from(e.count);
@@ -592,11 +602,42 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
             skip -= n;
             continue;
         }
-        let first = u64::from(e.start) + skip;
-        d.map.zero(d.data_off + first * UNIT, (n - skip) * UNIT)?;
+        for u in u64::from(e.start) + skip..u64::from(e.start) + n {
+            if !known.contains(&(u as u32)) {
+                d.map.zero(d.data_off + u * UNIT, UNIT)?;
+            }
+        }
         skip = 0;
     }
     Ok(())
+}
+
+/// How many units the core may know to be zero (its `ZEROED_MAX`).
+const ZEROED_AHEAD: usize = 128;
+
+/// Zeroes free units of this host's chunks ahead of time (background, from
+/// the heartbeat), for at most `budget_ns`, so that new keys needn't: a unit
+/// is reserved under the mutex, zeroed without it, then recorded as known
+/// zero (the core's `begin_zeroing`/`finish_zeroing`). Returns units zeroed.
+fn zero_ahead(d: &MountData, budget_ns: u64) -> u32 {
+    let start = crate::vfs::sys::ktime_ns();
+    let mut n = 0;
+    while crate::vfs::sys::ktime_ns().saturating_sub(start) < budget_ns {
+        if d.read_only.load(Ordering::Relaxed) {
+            break;
+        }
+        let Ok(Some(u)) = d.fs().begin_zeroing() else {
+            break;
+        };
+        let ok = d.map.zero(d.data_off + u64::from(u) * UNIT, UNIT).is_ok();
+        d.fs().finish_zeroing(u, ok);
+        if !ok {
+            break;
+        }
+        n += 1;
+        crate::vfs::sys::cond_resched();
+    }
+    n
 }
 
 /// Creates an unpublished key in application directory `dir` with `make`
@@ -938,13 +979,16 @@ impl Periodic for Marufs {
         // Renewal is cheap and comes first on every tick; scanning the peers
         // and reclaiming orphans (reads of every host slot) every 4th tick,
         // so that slow media never delays a renewal past the lease.
-        if d.ticks.fetch_add(1, Ordering::Relaxed) % 4 != 0 {
-            return;
+        if d.ticks.fetch_add(1, Ordering::Relaxed) % 4 == 0 {
+            if let Err(e) = fs.check_peers() {
+                pr_warn!("node {}: checking peers failed: error {}\n", d.node, e.errno());
+            }
+            let _ = fs.drain_orphans();
         }
-        if let Err(e) = fs.check_peers() {
-            pr_warn!("node {}: checking peers failed: error {}\n", d.node, e.errno());
-        }
-        let _ = fs.drain_orphans();
+        drop(fs);
+        // Then at most a twentieth of the lease (per tick of lease/4) on
+        // zeroing free units ahead of use.
+        zero_ahead(d, u64::from(d.lease_ms) * 50_000);
     }
 }
 

@@ -15,6 +15,6 @@ load_marufs || fail "insmod"
 mkfs.marufs -q -f /dev/dax0.0 || fail "mkfs"
 mount -t marufs /dev/dax0.0 $M || fail "mount"
 mkdir $M/bench
-maru-testkit bench --raw /dev/dax0.0 --maru $M/bench --tmpfs /tmp/tmpfs-bench --iters ${BENCH_ITERS:-200} || fail "bench"
+maru-testkit bench --raw /dev/dax0.0 --maru $M/bench --tmpfs /tmp/tmpfs-bench --iters ${BENCH_ITERS:-200} --settle-secs 8 || fail "bench"
 umount $M
 log "bench: ok"

@@ -122,6 +122,10 @@ enum Cmd {
         /// Only the raw part: print it (then mkfs/mount and run the rest).
         #[arg(long)]
         raw_only: bool,
+        /// Then wait this long (the module zeroes free units in the
+        /// background) and time creates again, on units zeroed ahead.
+        #[arg(long, default_value_t = 0)]
+        settle_secs: u64,
     },
     /// (internal) map PATH and touch byte OFFSET: dies of SIGBUS if invalid.
     Touch {
@@ -370,6 +374,30 @@ fn meta_bench(dir: &str, iters: usize) -> Result<[(f64, f64); 4]> {
     Ok([pct(c), pct(o), pct(st), pct(u)])
 }
 
+/// create+ftruncate 2 MiB+publish of `n` keys (p50, p99 µs); unlinks them.
+fn create_bench(dir: &str, n: usize) -> Result<(f64, f64)> {
+    let mut c = vec![];
+    for i in 0..n {
+        let p = format!("{dir}/zbench-{i}");
+        let t = Instant::now();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)?;
+        f.set_len(2 << 20)?;
+        drop(f);
+        c.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    for i in 0..n {
+        std::fs::remove_file(format!("{dir}/zbench-{i}"))?;
+    }
+    if std::env::var_os("MARU_BENCH_TRACE").is_some() {
+        eprintln!("{dir}: {c:.0?}");
+    }
+    Ok(pct(c))
+}
+
 const RAW_RESULT: &str = "/tmp/bench-raw";
 
 struct Rng(u64);
@@ -535,6 +563,7 @@ fn main() -> Result<()> {
             len,
             iters,
             raw_only,
+            settle_secs,
         } => {
             if raw_only {
                 let f = OpenOptions::new().read(true).write(true).open(&raw)?;
@@ -618,6 +647,21 @@ fn main() -> Result<()> {
                 println!(
                     "   {:<28} {:>8.1} / {:>6.1} {:>8.1} / {:>6.1} {:>10.2}x",
                     n,
+                    a.0,
+                    a.1,
+                    b.0,
+                    b.1,
+                    b.0 / a.0.max(0.001)
+                );
+            }
+            if settle_secs > 0 {
+                // The module's heartbeat zeroes at most 128 free units ahead.
+                std::thread::sleep(std::time::Duration::from_secs(settle_secs));
+                let n = iters.min(100);
+                let (a, b) = (create_bench(&tmpfs, n)?, create_bench(&maru, n)?);
+                println!(
+                    "   {:<28} {:>8.1} / {:>6.1} {:>8.1} / {:>6.1} {:>10.2}x",
+                    "  same, units zeroed ahead",
                     a.0,
                     a.1,
                     b.0,

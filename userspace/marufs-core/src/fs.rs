@@ -233,6 +233,8 @@ impl Tunables {
 }
 
 const OWN_CACHE: usize = 32;
+/// Units known to be zero, at most (256 MiB of pool zeroed ahead).
+const ZEROED_MAX: usize = 128;
 
 /// Probe result: the match (slot, target) and the first reusable slot.
 type Probe = (Option<(u64, u32)>, Option<u64>);
@@ -254,6 +256,11 @@ pub struct Fs<M: Media, E: Env> {
     obs: [Obs; MAX_HOSTS],
     own: [u32; OWN_CACHE],
     own_n: usize,
+    /// Units of cached own chunks this host zeroed while free and hasn't
+    /// allocated since (see [`Fs::begin_zeroing`]); `NIL` = empty. DRAM only.
+    zeroed: [u32; ZEROED_MAX],
+    /// A free unit being zeroed outside the mount's lock: never allocated.
+    zeroing: Option<u32>,
     cslot_hint: u32,
     /// Counter for placeholder names of [`Fs::create_tmp`].
     tmp_seq: u32,
@@ -296,6 +303,8 @@ impl<M: Media, E: Env> Fs<M, E> {
             obs: [Obs::default(); MAX_HOSTS],
             own: [0; OWN_CACHE],
             own_n: 0,
+            zeroed: [NIL; ZEROED_MAX],
+            zeroing: None,
             cslot_hint: 0,
             tmp_seq: 0,
         })
@@ -739,6 +748,24 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     #[inline(never)]
     fn after_lock(&mut self, expired: u64) -> Result<()> {
+        // Phase 0: this host rejoining with its previous epoch's record still
+        // pending: replay it before anything below commits a transaction,
+        // which would overwrite it (one record per host). Such a record is
+        // either lock-free (set_size: own bitmap lines and own creating
+        // entry, which no other host's record touches) or the last locked
+        // transaction (nobody took the lock after it without fencing that
+        // epoch, and then this host doesn't replay), so replaying it first
+        // never reorders it after a newer write to the same lines.
+        let me = self.node;
+        if self.rejoining_as(me, self.ident(me)?)? {
+            if let Some(seq) = self.replay_journal_of(me)? {
+                let mut t = self.txn();
+                let mut reg = self.reg(me)?;
+                reg.replayed_seq = seq;
+                self.put_reg(&mut t, me, &reg)?;
+                self.commit(t)?;
+            }
+        }
         let ns = self.nshdr()?;
         // Phase 1: journals first, before any new mutation (replay is idempotent).
         let mut fence: [u64; MAX_HOSTS] = [0; MAX_HOSTS];
@@ -1602,6 +1629,19 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// Sets the size of a creating key, allocating 2 MiB units from this host's
     /// chunks (lock-free; takes the lock only to acquire a new chunk). Never frees.
     pub fn set_size(&mut self, h: &Handle, size: u64) -> Result<()> {
+        self.set_size_with(h, size, |_| {})
+    }
+
+    /// [`set_size`](Self::set_size), calling `known_zero(unit)` for each
+    /// newly allocated unit that was zeroed ahead of time
+    /// ([`begin_zeroing`](Self::begin_zeroing)): the caller needn't zero
+    /// those (the others may hold a deleted key's bytes).
+    pub fn set_size_with(
+        &mut self,
+        h: &Handle,
+        size: u64,
+        mut known_zero: impl FnMut(u32),
+    ) -> Result<()> {
         self.ensure_lease()?;
         let mut e = EntryRec::default();
         self.my_creating(h, &mut e)?;
@@ -1640,12 +1680,16 @@ impl<M: Media, E: Env> Fs<M, E> {
                 let mut changed = false;
                 let mut u = 0u32;
                 while u < valid && want > 0 {
-                    if bit_get(&line, u) {
+                    if bit_get(&line, u) || self.is_zeroing(base + u) {
                         u += 1;
                         continue;
                     }
                     let start = u;
-                    while u < valid && want > 0 && !bit_get(&line, u) {
+                    while u < valid && want > 0 && !bit_get(&line, u) && !self.is_zeroing(base + u)
+                    {
+                        if self.take_zeroed(base + u) {
+                            known_zero(base + u);
+                        }
                         bit_set(&mut line, u, true);
                         u += 1;
                         want -= 1;
@@ -1693,6 +1737,90 @@ impl<M: Media, E: Env> Fs<M, E> {
         if let Some(s) = self.own.get_mut(self.own_n) {
             *s = c;
             self.own_n += 1;
+            // Nothing is known of a chunk that (re)enters the cache.
+            let g = self.geo;
+            for z in self.zeroed.iter_mut() {
+                if *z != NIL && g.chunk_of(*z) == c {
+                    *z = NIL;
+                }
+            }
+        }
+    }
+
+    fn is_zeroing(&self, unit: u32) -> bool {
+        self.zeroing == Some(unit)
+    }
+
+    /// The cache slot of own chunk `c`.
+    fn own_slot(&self, c: u32) -> Option<usize> {
+        self.own.iter().take(self.own_n).position(|&x| x == c)
+    }
+
+    /// Picks a free unit of this host's chunks that isn't known to be zero
+    /// and reserves it (allocation skips it) so the caller can zero it
+    /// without holding anything; then [`finish_zeroing`](Self::finish_zeroing).
+    /// `None`: every free own unit is known zero, one is being zeroed, or the
+    /// known-zero set is full (128 units). Zeroing ahead of time takes the
+    /// memset off key creation (see [`set_size_with`](Self::set_size_with)).
+    /// Needs a valid lease (renewed if close to expiry): zeroing a unit takes
+    /// far less than the lease's guard time, so no survivor can have taken
+    /// the chunk over before the caller is done.
+    pub fn begin_zeroing(&mut self) -> Result<Option<u32>> {
+        if self.zeroing.is_some() {
+            return Ok(None);
+        }
+        self.ensure_lease()?;
+        if !self.zeroed.contains(&NIL) {
+            // Full: forget units of chunks no longer cached as ours.
+            for i in 0..ZEROED_MAX {
+                let z = self.zeroed.get(i).copied().unwrap_or(NIL);
+                if z != NIL && self.own_slot(self.geo.chunk_of(z)).is_none() {
+                    if let Some(x) = self.zeroed.get_mut(i) {
+                        *x = NIL;
+                    }
+                }
+            }
+            if !self.zeroed.contains(&NIL) {
+                return Ok(None);
+            }
+        }
+        for k in 0..self.own_n {
+            let c = self.own.get(k).copied().unwrap_or(0);
+            let line = self.ld::<64>(self.geo.bitmap(c))?;
+            for u in 0..self.geo.units_in_chunk(c) {
+                let unit = c * self.geo.chunk_units + u;
+                if !bit_get(&line, u) && !self.zeroed.contains(&unit) {
+                    self.zeroing = Some(unit);
+                    return Ok(Some(unit));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends [`begin_zeroing`](Self::begin_zeroing) of `unit`: `done` = its
+    /// bytes are zero and written back; it is then known zero while it stays
+    /// free and its chunk stays cached as this host's.
+    pub fn finish_zeroing(&mut self, unit: u32, done: bool) {
+        if self.zeroing != Some(unit) {
+            return;
+        }
+        self.zeroing = None;
+        if done && self.own_slot(self.geo.chunk_of(unit)).is_some() {
+            if let Some(z) = self.zeroed.iter_mut().find(|z| **z == NIL) {
+                *z = unit;
+            }
+        }
+    }
+
+    /// Whether `unit` (being allocated) is known to be zero; forgets it.
+    fn take_zeroed(&mut self, unit: u32) -> bool {
+        match self.zeroed.iter_mut().find(|z| **z == unit) {
+            Some(z) => {
+                *z = NIL;
+                true
+            }
+            None => false,
         }
     }
 
@@ -1716,7 +1844,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         for &c in self.own.iter().take(self.own_n) {
             let line = self.ld::<64>(self.geo.bitmap(c))?;
             for u in 0..self.geo.units_in_chunk(c) {
-                if !bit_get(&line, u) {
+                if !bit_get(&line, u) && !self.is_zeroing(c * self.geo.chunk_units + u) {
                     n += 1;
                 }
             }

@@ -245,7 +245,19 @@ fn run_op(
             };
             let size = units * UNIT - rng.below(UNIT / 2);
             let go = (|| {
-                fs.set_size(&h, size)?;
+                // Units the host zeroed ahead (see the heartbeat loop) must
+                // still read as zero when set_size vouches for them.
+                let mut known = vec![];
+                fs.set_size_with(&h, size, |u| known.push(u))?;
+                for u in known {
+                    let off = data_off + u64::from(u) * UNIT;
+                    let mut b = [0u8; 64];
+                    fs.media().invalidate(off, 64)?;
+                    fs.media().load(off, &mut b)?;
+                    if b != [0u8; 64] {
+                        return Err(Error::Corrupt);
+                    }
+                }
                 let e = fs.extents(&h)?;
                 let mut i = 0u64;
                 for x in e.used_extents() {
@@ -583,13 +595,31 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                             ))
                         ) {
                             let mut tick = 0u32;
+                            let data_off_h = fs.geometry().data_off;
                             while sim2.others_running(h) {
                                 tick += 1;
                                 if tick % 8 != 1 {
                                     fs.env().relax();
                                     continue;
                                 }
-                                match fs.heartbeat() {
+                                // Now and then zero a free unit ahead (its
+                                // first line stands for the whole unit).
+                                let r = fs.heartbeat().and_then(|()| {
+                                    if tick % 32 != 17 {
+                                        return Ok(());
+                                    }
+                                    if let Some(u) = fs.begin_zeroing()? {
+                                        let off = data_off_h + u64::from(u) * UNIT;
+                                        let r = fs
+                                            .media()
+                                            .store(off, &[0u8; 64])
+                                            .and_then(|()| fs.media().flush(off, 64));
+                                        fs.finish_zeroing(u, r.is_ok());
+                                        r?;
+                                    }
+                                    Ok(())
+                                });
+                                match r {
                                     Ok(()) => fs.env().relax(),
                                     Err(e) => {
                                         res.push((
