@@ -749,7 +749,7 @@ impl Keys for Marufs {
         d.fs().rename(id, old, new).map_err(kerr)
     }
 
-    fn open(d: &MountData, k: &KeyState, write: bool) -> Result<OpenKey> {
+    fn open(d: &MountData, k: &KeyState, write: bool, vouch: Option<(u64, u64)>) -> Result<OpenKey> {
         if k.creating.load(Ordering::Acquire) {
             if k.creator_open.swap(true, Ordering::AcqRel) {
                 // Unpublished keys are visible only through their creating file.
@@ -774,7 +774,13 @@ impl Keys for Marufs {
             });
         }
         if k.holders.load(Ordering::Relaxed) == 0 {
-            fs.hold(k.entry, k.generation).map_err(|e| match e {
+            // The dentry's tag, if its directory's counter still reads it,
+            // spares the hold a re-read of the entry.
+            let vouch = vouch.and_then(|(dir, tag)| match decode_ino(dir) {
+                Some(Ino::Dir(id, _)) if d.dir_changes => Some((id, tag)),
+                _ => None,
+            });
+            fs.hold_vouched(k.entry, k.generation, vouch).map_err(|e| match e {
                 CoreError::Stale | CoreError::NotFound => ENOENT,
                 e => kerr(e),
             })?;

@@ -507,3 +507,14 @@ int marufs_shim_dcache_peek(struct file *dir, const unsigned char *name, u32 len
 	dput(d);
 	return r;
 }
+
+unsigned long marufs_shim_file_vouch(struct file *f, u64 *dir_ino)
+{
+	struct dentry *d = f->f_path.dentry;
+	struct dentry *p = dget_parent(d);
+	unsigned long tag = READ_ONCE(d->d_time);
+
+	*dir_ino = d_really_is_positive(p) ? d_inode(p)->i_ino : 0;
+	dput(p);
+	return tag;
+}

@@ -153,6 +153,11 @@ struct marufs_stat {
 int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 len,
 			      struct marufs_stat *st);
 /*
+ * The filesystem's tag (d_time) of the dentry `f` was opened through, and
+ * its parent directory's inode number in `*dir_ino` (0 if none).
+ */
+unsigned long marufs_shim_file_vouch(struct file *f, u64 *dir_ino);
+/*
  * The dcache alone: `name`'s hashed dentry in the directory open as `dir`,
  * trusted only if its d_time (the filesystem's change-counter tag) equals
  * `tag` (non-zero). 1 + `st` for a present name, 0 for an absent one,

@@ -56,8 +56,15 @@ pub trait Keys: Namespace {
     fn unlink(d: &Self::Data, dir: u64, name: &[u8]) -> Result;
     /// Renames key `old` to `new` within directory `dir` (`new` must not exist).
     fn rename(d: &Self::Data, dir: u64, old: &[u8], new: &[u8]) -> Result;
-    /// Opens a key; `write` if the file is opened for writing.
-    fn open(d: &Self::Data, k: &Self::KeyState, write: bool) -> Result<Self::OpenKey>;
+    /// Opens a key; `write` if the file is opened for writing. `vouch`:
+    /// the directory (inode number) and the change counter its dentry is
+    /// tagged with ([`inode::Namespace::changes`]), if any.
+    fn open(
+        d: &Self::Data,
+        k: &Self::KeyState,
+        write: bool,
+        vouch: Option<(u64, u64)>,
+    ) -> Result<Self::OpenKey>;
     /// The last reference to an open file went away (publishes a key the
     /// file created).
     fn release(d: &Self::Data, k: &Self::KeyState, f: Self::OpenKey);
@@ -157,7 +164,11 @@ unsafe extern "C" fn open_cb(inode: *mut bindings::inode, file: *mut bindings::f
     };
     // SAFETY: `file` is being opened (VFS contract).
     let write = unsafe { shim::marufs_shim_file_writable(file) };
-    match Fs::open(d, k, write) {
+    let mut dir = 0u64;
+    // SAFETY: `file` is being opened: its dentry is positive and pinned.
+    let tag = unsafe { shim::marufs_shim_file_vouch(file, &mut dir) } as u64;
+    let vouch = (tag != 0 && dir != 0).then_some((dir, tag));
+    match Fs::open(d, k, write, vouch) {
         Ok(of) => match KBox::new(of, GFP_KERNEL) {
             Ok(b) => {
                 // SAFETY: `file` is ours to set up; the box is taken back in

@@ -148,6 +148,7 @@ extern "C" {
         len: u32,
         st: *mut Stat,
     ) -> c_int;
+    pub(crate) fn marufs_shim_file_vouch(f: *mut bindings::file, dir_ino: *mut u64) -> usize;
     pub(crate) fn marufs_shim_dcache_peek(
         dir: *mut bindings::file,
         name: *const u8,

@@ -2139,6 +2139,22 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// Takes this host's hold on a published key (it stays allocated while held).
     /// Fails with `Stale` when the key is no longer that generation or published.
     pub fn hold(&mut self, entry: u32, generation: u64) -> Result<()> {
+        self.hold_vouched(entry, generation, None)
+    }
+
+    /// [`hold`](Self::hold) of a key found published with `generation`
+    /// after directory `dir`'s change counter read `tag` (`vouch` =
+    /// `Some((dir, tag))`, e.g. from a name cache): once the hold bit is
+    /// visible, a counter still reading `tag` shows that no transaction
+    /// changed the directory since, so the key is still published; an
+    /// unlink that commits later is followed by a reclaim that sees the bit.
+    /// Then the entry isn't read again; otherwise as `hold`.
+    pub fn hold_vouched(
+        &mut self,
+        entry: u32,
+        generation: u64,
+        vouch: Option<(u32, u64)>,
+    ) -> Result<()> {
         if u64::from(entry) >= self.geo.entry_count {
             return Err(Error::InvalidArgument);
         }
@@ -2146,6 +2162,11 @@ impl<M: Media, E: Env> Fs<M, E> {
         let off = self.hold_word(entry);
         let w = self.ld64(off)? | (1u64 << (entry % 64));
         self.st_flush(off, &w.to_le_bytes())?;
+        if let Some((dir, tag)) = vouch {
+            if self.has_dir_changes() && self.dir_changes(dir) == Some(tag) {
+                return Ok(());
+            }
+        }
         let mut e = EntryRec::default();
         self.entry_into(entry, &mut e)?;
         if e.state == entry_state::PUBLISHED && e.generation == generation {

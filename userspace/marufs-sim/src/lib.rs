@@ -348,13 +348,20 @@ fn run_op(
                 None => Ok(Res::NotFound),
             }
         }
+        // Half of the holds are vouched for by the directory's change
+        // counter, read before the lookup (as the kernel's dentry tags).
         Op::Hold { dir, k } => {
+            let tag = if fs.has_dir_changes() && rng.below(2) == 0 {
+                fs.dir_changes(*dir)
+            } else {
+                None
+            };
             let key = match fs.lookup(*dir, &key_name(*k)) {
                 Ok(key) => key,
                 Err(Error::NotFound) => return Ok(Res::NotFound),
                 Err(e) => return Err(e),
             };
-            match fs.hold(key.entry, key.rec.generation) {
+            match fs.hold_vouched(key.entry, key.rec.generation, tag.map(|t| (*dir, t))) {
                 Ok(()) => Ok(Res::Held {
                     entry: key.entry,
                     gen: key.rec.generation,

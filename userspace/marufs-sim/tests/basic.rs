@@ -400,3 +400,47 @@ fn zeroing_ahead() {
     );
     assert!(fs_ok(&m));
 }
+
+/// A hold vouched for by the directory's change counter skips re-reading the
+/// entry only while the counter is unchanged: a key unlinked and reclaimed by
+/// another host after the lookup is refused (`Stale`), and a key held first
+/// survives another host's unlink until released.
+#[test]
+fn vouched_hold() {
+    let m = pool(64 * UNIT);
+    let mut a = Fs::open(&m, clock(1), 0, tun()).unwrap();
+    a.join().unwrap();
+    let mut b = Fs::open(&m, clock(1), 1, tun()).unwrap();
+    b.join().unwrap();
+    let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
+    for name in [b"k1", b"k2"] {
+        let h = b.create(d, name, 0, 0, 0o644).unwrap();
+        b.set_size(&h, UNIT).unwrap();
+        b.publish(&h, None).unwrap();
+    }
+    // A looks k1 up under tag t; B unlinks and reclaims it; A's vouched hold
+    // must notice (the counter moved) and fail.
+    let t = a.dir_changes(d).unwrap();
+    let k1 = a.lookup(d, b"k1").unwrap();
+    b.unlink_reclaim(d, b"k1").unwrap();
+    assert_eq!(
+        a.hold_vouched(k1.entry, k1.rec.generation, Some((d, t))),
+        Err(Error::Stale)
+    );
+    // With the counter unchanged the vouched hold succeeds without the entry,
+    // and then B's unlink can't reclaim the key while A holds it.
+    let t = a.dir_changes(d).unwrap();
+    let k2 = a.lookup(d, b"k2").unwrap();
+    a.hold_vouched(k2.entry, k2.rec.generation, Some((d, t)))
+        .unwrap();
+    assert_eq!(
+        b.unlink_reclaim(d, b"k2").unwrap(),
+        0,
+        "reclaimed while held"
+    );
+    let e = a.stat_entry(k2.entry).unwrap();
+    assert_eq!(e.rec.generation, k2.rec.generation);
+    a.release(k2.entry).unwrap();
+    assert_eq!(b.drain_orphans().unwrap(), 1);
+    assert!(fs_ok(&m));
+}
