@@ -626,8 +626,15 @@ fn zero_ahead(d: &MountData, budget_ns: u64) -> u32 {
         if d.read_only.load(Ordering::Relaxed) {
             break;
         }
-        let Ok(Some(u)) = d.fs().begin_zeroing() else {
-            break;
+        let u = {
+            let mut fs = d.fs();
+            match fs.begin_zeroing() {
+                Ok(Some(u)) => u,
+                // Nothing left to zero: take another chunk if the core
+                // wants more zeroed units (a growing set of keys).
+                Ok(None) if fs.grow_for_zeroing().unwrap_or(false) => continue,
+                _ => break,
+            }
         };
         let ok = d.map.zero(d.data_off + u64::from(u) * UNIT, UNIT).is_ok();
         d.fs().finish_zeroing(u, ok);

@@ -17,9 +17,10 @@
 //!
 //! Results: `count` records of [`LookupRes`] (40 bytes) written back in order.
 //! `status` is 0 for a published key, or a positive errno (`ENOENT` for an
-//! absent or still-unpublished name, `EINVAL` for a name with `/` or NUL,
-//! `EIO`/`EUCLEAN` for damaged metadata); the other fields are valid when
-//! `status == 0`. The call returns the number of present keys.
+//! absent or still-unpublished name and for one no path can hold: `.`, `..`,
+//! containing `/` or NUL; `EIO`/`EUCLEAN` for damaged metadata); the other
+//! fields are valid when `status == 0`. The call returns the number of
+//! present keys.
 
 /// ioctl type byte of marufs.
 pub const IOC_TYPE: u8 = b'm';

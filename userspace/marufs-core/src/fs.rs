@@ -1798,6 +1798,33 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(None)
     }
 
+    /// When zeroing ahead has run out of work — every free unit of this
+    /// host's chunks is known zero, yet fewer than half of the 128 the core
+    /// can remember — acquires one more free chunk (under the lock) so that
+    /// a growing set of keys finds zeroed units too. Leaves at least an
+    /// eighth of the pool's chunks to other hosts. True if it acquired one.
+    pub fn grow_for_zeroing(&mut self) -> Result<bool> {
+        let known = self.zeroed.iter().filter(|&&z| z != NIL).count();
+        if self.zeroing.is_some() || known >= ZEROED_MAX / 2 || self.own_n >= OWN_CACHE {
+            return Ok(false);
+        }
+        if self.own_free_units()? > known as u64 {
+            return Ok(false); // still free units to zero
+        }
+        let mut free = 0u32;
+        for c in 0..self.geo.chunk_count {
+            if self.chunk_rec(c)?.owner == 0 {
+                free += 1;
+            }
+        }
+        if free == 0 || free <= self.geo.chunk_count / 8 {
+            return Ok(false);
+        }
+        self.ensure_lease()?;
+        self.acquire_chunk()?;
+        Ok(true)
+    }
+
     /// Ends [`begin_zeroing`](Self::begin_zeroing) of `unit`: `done` = its
     /// bytes are zero and written back; it is then known zero while it stays
     /// free and its chunk stays cached as this host's.

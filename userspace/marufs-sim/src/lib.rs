@@ -623,6 +623,8 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                                             .and_then(|()| fs.media().flush(off, 64));
                                         fs.finish_zeroing(u, r.is_ok());
                                         r?;
+                                    } else {
+                                        fs.grow_for_zeroing()?;
                                     }
                                     Ok(())
                                 });

@@ -444,3 +444,45 @@ fn vouched_hold() {
     assert_eq!(b.drain_orphans().unwrap(), 1);
     assert!(fs_ok(&m));
 }
+
+/// Out of units to zero, with room to remember more, zeroing ahead takes
+/// another free chunk; it stops once it knows half of what it can remember.
+#[test]
+fn zeroing_ahead_grows() {
+    let m = pool(64 * UNIT);
+    let mut fs = Fs::open(&m, clock(1), 0, tun()).unwrap();
+    fs.join().unwrap();
+    let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let h = fs.create(d, b"a", 0, 0, 0o644).unwrap();
+    fs.set_size(&h, UNIT).unwrap();
+    fs.publish(&h, None).unwrap();
+    let mut known = 0;
+    let mut grew = 0;
+    let mut before_growing = None;
+    loop {
+        match fs.begin_zeroing().unwrap() {
+            Some(u) => {
+                fs.finish_zeroing(u, true);
+                known += 1;
+            }
+            None if fs.grow_for_zeroing().unwrap() => {
+                before_growing.get_or_insert(known);
+                grew += 1;
+            }
+            None => break,
+        }
+        assert!(known < 1000);
+    }
+    assert!(grew >= 1, "took more chunks to zero ({known} known)");
+    assert!(known > before_growing.unwrap(), "zeroed the new chunks");
+    // It stops at half of what it remembers, or leaving an eighth of the
+    // pool's chunks free.
+    assert!(known <= 64 + 64, "{known}");
+    assert!(!fs.grow_for_zeroing().unwrap());
+    // The units are free and zeroed: a new key uses them without a memset.
+    let mut vouched = vec![];
+    let h = fs.create(d, b"b", 0, 0, 0o644).unwrap();
+    fs.set_size_with(&h, 4 * UNIT, |u| vouched.push(u)).unwrap();
+    assert_eq!(vouched.len(), 4);
+    assert!(fs_ok(&m));
+}
