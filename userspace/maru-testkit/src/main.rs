@@ -341,16 +341,7 @@ fn meta_bench(dir: &str, iters: usize, s: &mut [Vec<f64>; 4]) -> Result<()> {
     let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
     let [c, o, st, u] = s;
     for i in 0..iters {
-        let p = format!("{dir}/bench-{i}");
-        let t = Instant::now();
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&p)?;
-        f.set_len(2 << 20)?;
-        drop(f);
-        c.push(us(t));
+        c.push(create_key(&format!("{dir}/bench-{i}"))?.iter().sum());
     }
     for i in 0..iters {
         let p = format!("{dir}/bench-{i}");
@@ -394,26 +385,32 @@ fn meta_bench_pair(maru: &str, tmpfs: &str, iters: usize) -> Result<[[(f64, f64)
 /// create+ftruncate 2 MiB+publish of keys `from..from + n` (µs each, and
 /// per step); the caller unlinks them.
 fn create_bench(dir: &str, from: usize, n: usize, steps: &mut [Vec<f64>; 3]) -> Result<Vec<f64>> {
-    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
     let mut c = vec![];
     for i in from..from + n {
-        let p = format!("{dir}/zbench-{i}");
-        let t = Instant::now();
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&p)?;
-        let t1 = Instant::now();
-        f.set_len(2 << 20)?;
-        let t2 = Instant::now();
-        drop(f);
-        c.push(us(t));
-        steps[0].push((t1 - t).as_secs_f64() * 1e6);
-        steps[1].push((t2 - t1).as_secs_f64() * 1e6);
-        steps[2].push(us(t2));
+        let t = create_key(&format!("{dir}/zbench-{i}"))?;
+        c.push(t.iter().sum());
+        for (s, x) in steps.iter_mut().zip(t) {
+            s.push(x);
+        }
     }
     Ok(c)
+}
+
+/// Creates key `p` of 2 MiB: µs of open(O_CREAT), ftruncate, close (publish).
+fn create_key(p: &str) -> Result<[f64; 3]> {
+    let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
+    let t0 = Instant::now();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(p)?;
+    let t1 = Instant::now();
+    f.set_len(2 << 20)?;
+    let t2 = Instant::now();
+    drop(f);
+    let t3 = Instant::now();
+    Ok([us(t0, t1), us(t1, t2), us(t2, t3)])
 }
 
 const RAW_RESULT: &str = "/tmp/bench-raw";

@@ -746,6 +746,19 @@ impl<M: Media, E: Env> Fs<M, E> {
         }
     }
 
+    /// [`replay_journal_of`](Self::replay_journal_of) `j`, then records the
+    /// replayed sequence in `j`'s registry line (a transaction of this host).
+    fn replay_and_record(&mut self, j: u32) -> Result<()> {
+        if let Some(seq) = self.replay_journal_of(j)? {
+            let mut t = self.txn();
+            let mut reg = self.reg(j)?;
+            reg.replayed_seq = seq;
+            self.put_reg(&mut t, j, &reg)?;
+            self.commit(t)?;
+        }
+        Ok(())
+    }
+
     #[inline(never)]
     fn after_lock(&mut self, expired: u64) -> Result<()> {
         // Phase 0: this host rejoining with its previous epoch's record still
@@ -758,13 +771,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         // never reorders it after a newer write to the same lines.
         let me = self.node;
         if self.rejoining_as(me, self.ident(me)?)? {
-            if let Some(seq) = self.replay_journal_of(me)? {
-                let mut t = self.txn();
-                let mut reg = self.reg(me)?;
-                reg.replayed_seq = seq;
-                self.put_reg(&mut t, me, &reg)?;
-                self.commit(t)?;
-            }
+            self.replay_and_record(me)?;
         }
         let ns = self.nshdr()?;
         // Phase 1: journals first, before any new mutation (replay is idempotent).
@@ -806,13 +813,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                 || ns.pending_recovery & bit != 0
                 || self.rejoining_as(j, ident)?
             {
-                if let Some(seq) = self.replay_journal_of(j)? {
-                    let mut t = self.txn();
-                    let mut reg = self.reg(j)?;
-                    reg.replayed_seq = seq;
-                    self.put_reg(&mut t, j, &reg)?;
-                    self.commit(t)?;
-                }
+                self.replay_and_record(j)?;
             }
         }
         // Phase 2: record fencing decisions (in lock-protected areas only).
@@ -1117,13 +1118,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             if fs.reg(me)?.fenced_epoch < old_epoch {
                 // Nobody fenced our previous epoch (it crashed, or left cleanly):
                 // replay its journal if still pending, fence it, take it over.
-                if let Some(seq) = fs.replay_journal_of(me)? {
-                    let mut r = fs.reg(me)?;
-                    r.replayed_seq = seq;
-                    let mut t = fs.txn();
-                    fs.put_reg(&mut t, me, &r)?;
-                    fs.commit(t)?;
-                }
+                fs.replay_and_record(me)?;
                 let mut r = fs.reg(me)?;
                 r.fenced_epoch = old_epoch;
                 let mut ns = fs.nshdr()?;
