@@ -19,6 +19,7 @@ fi
 src=$("$MARUFS_ROOT/scripts/kernel-source.sh")
 frags=("$MARUFS_ROOT/qemu/kernel.config")
 [ "$variant" = debug ] && frags+=("$MARUFS_ROOT/qemu/kernel-debug.config")
+[ "$variant" = normal ] && frags+=("$MARUFS_ROOT/qemu/kernel-normal.config")
 command -v bindgen >/dev/null || die "bindgen not found: run scripts/setup.sh"
 key=$( { cat "$src/.marufs-version"; cat "${frags[@]}"; "$KRUSTC" --version; bindgen --version;
          clang --version | head -1; } | sha256sum | cut -c1-16)
