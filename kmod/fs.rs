@@ -5,6 +5,7 @@
 use crate::marufs_core::{
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
     layout::{dir_state, entry_state, EntryRec, Geometry, UNIT},
+    names::{NameTable, Slot},
     Error as CoreError, Fs,
 };
 use crate::media::{KEnv, KMedia};
@@ -20,6 +21,7 @@ use crate::vfs::{
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
+    alloc::KVVec,
     new_mutex,
     prelude::*,
     seq_file::SeqFile,
@@ -118,7 +120,13 @@ pub struct MountData {
     fenced: AtomicBool,
     /// Heartbeat ticks so far.
     ticks: AtomicU32,
+    /// Batched lookups' answers (`marufs_core::names`), allocated by the
+    /// first batched lookup: [`NAME_SLOTS`] slots, 1 MiB.
+    names: Pin<KBox<Mutex<KVVec<Slot>>>>,
 }
+
+/// Slots of a mount's batched-lookup answer table (256 bytes each).
+const NAME_SLOTS: usize = 4096;
 
 impl MountData {
     fn fs(&self) -> MutexGuard<'_, CoreFs> {
@@ -316,6 +324,7 @@ impl FileSystem for Marufs {
         let mut data = KBox::new(
             MountData {
                 fs: KBox::pin_init(new_mutex!(fs), GFP_KERNEL)?,
+                names: KBox::pin_init(new_mutex!(KVVec::new()), GFP_KERNEL)?,
                 counters: KMedia::new(map.clone()),
                 geo,
                 dir_changes: has_dir_changes,
@@ -944,6 +953,18 @@ impl Ioctls for Marufs {
             // Batched lookups are of keys, in application directories.
             _ => Err(EINVAL),
         }
+    }
+
+    fn with_answers<R>(d: &MountData, make: bool, f: impl FnOnce(Option<&mut NameTable<'_>>) -> R) -> R {
+        let mut slots = d.names.lock();
+        if make && slots.is_empty() {
+            // The first batched lookup of this mount; without memory for
+            // the table, every name is looked up.
+            if let Ok(v) = KVVec::from_elem(Slot::default(), NAME_SLOTS, GFP_KERNEL) {
+                *slots = v;
+            }
+        }
+        f(NameTable::new(&mut slots).as_mut())
     }
 }
 

@@ -79,9 +79,16 @@ b)
         for c in c1 c2 c3; do [ "$(cat $M/kv/$c)" = one ] || fail "$c before"; done
         [ -e $M/kv/c4 ] && fail "c4 exists before"
         maru-testkit lookup $M/kv c1 c2 c3 c4 | grep -q "^present 3$" || fail "batched lookup before"
+        maru-testkit lookup --exists $M/kv c1 c2 c3 c4 | tr '\n' ' ' \
+            | grep -q "^c1 1 c2 1 c3 1 c4 0 present 3 $" || fail "batched exists before"
     done
     touch $M/kv/cached
     wait_path $M/kv/changed
+    # The batched lookup's kept answers first (no path walk in between).
+    out=$(maru-testkit lookup --exists $M/kv c1 c2 c3 c4 c5 | tr '\n' ' ')
+    [ "$out" = "c1 0 c2 1 c3 0 c4 1 c5 1 present 3 " ] || fail "batched exists after: $out"
+    out=$(maru-testkit lookup $M/kv c1 c2 c3 c4 c5)
+    echo "$out" | grep -q "^c2 0 4 100600 " || fail "batched c2 after (kept answers): $out"
     [ -e $M/kv/c1 ] && fail "B still sees unlinked c1"
     [ "$(stat -c %a $M/kv/c2)" = 600 ] || fail "B sees c2 mode $(stat -c %a $M/kv/c2), not 600"
     [ -e $M/kv/c3 ] && fail "B still sees renamed c3"

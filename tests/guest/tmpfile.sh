@@ -31,6 +31,18 @@ echo "$out" | grep -q "^k1 0 4 100644 0$" || fail "k1 result"
 echo "$out" | grep -q "^nope 2 0 " || fail "nope result (ENOENT)"
 echo "$out" | grep -q "^k2 0 7 " || fail "k2 result"
 echo "$out" | grep -q "^present 2$" || fail "present count"
+# Presence only (LOOKUP_EXISTS): one byte per name; twice (the second is
+# answered from the kept answers), then again after an unlink.
+for r in 1 2; do
+    out=$(maru-testkit lookup --exists $M/app k1 nope k2 | tr '\n' ' ')
+    [ "$out" = "k1 1 nope 0 k2 1 present 2 " ] || fail "exists lookup $r: $out"
+done
+rm $M/app/k2 || fail "rm k2"
+out=$(maru-testkit lookup --exists $M/app k1 nope k2 | tr '\n' ' ')
+[ "$out" = "k1 1 nope 0 k2 0 present 1 " ] || fail "exists lookup after unlink: $out"
+echo twotwo > $M/app/k2 || fail "k2 again"
+# Hostile requests: precise errnos, nothing written.
+maru-testkit lookup-hostile $M/app k1 || fail "hostile lookups"
 # Search permission on the directory is required, as for a path walk.
 mkdir $M/private && chmod 700 $M/private && echo s > $M/private/s || fail "private"
 out=$(as bob "maru-testkit lookup $M/private s") && fail "lookup without search permission: $out"

@@ -169,12 +169,24 @@ enum Cmd {
         /// Application directory.
         dir: String,
     },
-    /// Batched lookup ioctl: prints `name status size mode uid` per name.
+    /// Batched lookup ioctl: prints `name status size mode uid` per name
+    /// (`--exists`: `name 1|0`), then `present N`.
     Lookup {
         /// Application directory.
         dir: String,
         /// Names.
         names: Vec<String>,
+        /// Presence only (`LOOKUP_EXISTS`).
+        #[arg(long)]
+        exists: bool,
+    },
+    /// Hostile batched lookup requests (bad flags, counts, packing and
+    /// pointers) get their errno and write nothing.
+    LookupHostile {
+        /// Application directory.
+        dir: String,
+        /// A key in it.
+        key: String,
     },
     /// Wait for the marker, then verify the pattern byte for byte.
     DaxVerify {
@@ -533,7 +545,12 @@ fn main() -> Result<()> {
             clflush,
         } => corebench::core_bench(std::path::Path::new(&dev), iters, clflush)?,
         Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
-        Cmd::Lookup { dir, names } => tmpfile::lookup(std::path::Path::new(&dir), &names)?,
+        Cmd::Lookup { dir, names, exists } => {
+            tmpfile::lookup(std::path::Path::new(&dir), &names, exists)?
+        }
+        Cmd::LookupHostile { dir, key } => {
+            tmpfile::lookup_hostile(std::path::Path::new(&dir), &key)?
+        }
         Cmd::Stress {
             dir,
             procs,

@@ -197,38 +197,207 @@ pub fn run(dir: &Path, name: &str, len: usize, seed: u64) -> Result<()> {
 }
 
 /// One batched lookup; prints `name status size` per name.
-pub fn lookup(dir: &Path, names: &[String]) -> Result<()> {
-    use marufs_core::abi;
-    let d = std::fs::File::open(dir).with_context(|| dir.display().to_string())?;
+/// Issues `MARUFS_IOC_LOOKUP` on `dir`; the ioctl's return value or errno.
+fn lookup_raw(dir: &std::fs::File, req: &marufs_core::abi::LookupReq) -> Result<i32, i32> {
+    use std::os::fd::AsRawFd;
+    let wire = req.encode();
+    // SAFETY: the kernel reads the request and checks every user address in
+    // it; callers point them at live buffers of the stated sizes, or on
+    // purpose at none (the kernel must answer EFAULT).
+    let r = unsafe {
+        libc::ioctl(
+            dir.as_raw_fd(),
+            marufs_core::abi::IOC_LOOKUP as _,
+            wire.as_ptr(),
+        )
+    };
+    match errno_of(r.into()) {
+        None => Ok(r),
+        Some(e) => Err(e),
+    }
+}
+
+fn pack(names: &[String]) -> Result<Vec<u8>> {
     let mut packed = vec![0u8; names.iter().map(|n| n.len() + 1).sum()];
     let mut at = 0;
     for n in names {
-        at = abi::pack_name(&mut packed, at, n.as_bytes())
+        at = marufs_core::abi::pack_name(&mut packed, at, n.as_bytes())
             .with_context(|| format!("bad name {n:?}"))?;
     }
-    let mut out = vec![0u8; names.len() * abi::LOOKUP_RES_SIZE];
+    Ok(packed)
+}
+
+/// Batched lookup ioctl: prints `name status size mode uid` per name (with
+/// `exists`: `name 1|0`, the presence-only flag), then `present N`.
+pub fn lookup(dir: &Path, names: &[String], exists: bool) -> Result<()> {
+    use marufs_core::abi;
+    let d = std::fs::File::open(dir).with_context(|| dir.display().to_string())?;
+    let packed = pack(names)?;
+    let flags = if exists { abi::LOOKUP_EXISTS } else { 0 };
+    let mut out = vec![0u8; abi::lookup_results_len(names.len() as u32, flags)];
     let req = abi::LookupReq {
         names: packed.as_ptr() as u64,
         names_len: packed.len() as u32,
         count: names.len() as u32,
         results: out.as_mut_ptr() as u64,
-        flags: 0,
-    }
-    .encode();
-    use std::os::fd::AsRawFd;
-    // SAFETY: the request points at live buffers of the stated sizes.
-    let r = unsafe { libc::ioctl(d.as_raw_fd(), abi::IOC_LOOKUP as _, req.as_ptr()) };
-    if r < 0 {
-        bail!("ioctl(IOC_LOOKUP): {}", IoError::last_os_error());
-    }
-    for (n, c) in names.iter().zip(out.chunks_exact(abi::LOOKUP_RES_SIZE)) {
-        let mut b = [0u8; abi::LOOKUP_RES_SIZE];
-        b.copy_from_slice(c);
-        let x = abi::LookupRes::decode(&b);
-        println!("{n} {} {} {:o} {}", x.status, x.size, x.mode, x.uid);
+        flags,
+    };
+    let r = lookup_raw(&d, &req)
+        .map_err(|e| anyhow::anyhow!("ioctl(IOC_LOOKUP): {}", IoError::from_raw_os_error(e)))?;
+    if exists {
+        for (n, b) in names.iter().zip(&out) {
+            println!("{n} {b}");
+        }
+    } else {
+        for (n, c) in names.iter().zip(out.chunks_exact(abi::LOOKUP_RES_SIZE)) {
+            let mut b = [0u8; abi::LOOKUP_RES_SIZE];
+            b.copy_from_slice(c);
+            let x = abi::LookupRes::decode(&b);
+            println!("{n} {} {} {:o} {}", x.status, x.size, x.mode, x.uid);
+        }
     }
     println!("present {r}");
     Ok(())
+}
+
+/// Hostile `MARUFS_IOC_LOOKUP` requests on `dir` (which holds `key`): each
+/// gets its precise errno and leaves the result buffer alone; a good request
+/// afterwards still works.
+pub fn lookup_hostile(dir: &Path, key: &str) -> Result<()> {
+    use marufs_core::abi::{self, LookupReq, LOOKUP_EXISTS, LOOKUP_MAX};
+    let d = std::fs::File::open(dir).with_context(|| dir.display().to_string())?;
+    let names = [key.to_string(), "absent".to_string()];
+    let packed = pack(&names)?;
+    let mut out = vec![0xa5u8; 2 * abi::LOOKUP_RES_SIZE];
+    let good = LookupReq {
+        names: packed.as_ptr() as u64,
+        names_len: packed.len() as u32,
+        count: 2,
+        results: out.as_mut_ptr() as u64,
+        flags: LOOKUP_EXISTS,
+    };
+    let bad_end = usize::MAX as u64 - 7;
+    let mut zero_len = packed.clone();
+    zero_len[0] = 0;
+    let zl = zero_len.as_ptr() as u64;
+    let cases: [(&str, LookupReq, i32); 9] = [
+        (
+            "unknown flag",
+            LookupReq {
+                flags: 1 << 7,
+                ..good
+            },
+            libc::EINVAL,
+        ),
+        (
+            "every flag bit",
+            LookupReq {
+                flags: u64::MAX,
+                ..good
+            },
+            libc::EINVAL,
+        ),
+        (
+            "count above the maximum",
+            LookupReq {
+                count: LOOKUP_MAX + 1,
+                ..good
+            },
+            libc::EINVAL,
+        ),
+        (
+            "count too small for the names",
+            LookupReq { count: 1, ..good },
+            libc::EINVAL,
+        ),
+        (
+            "names_len too long for count",
+            LookupReq {
+                names_len: 3 * 256,
+                ..good
+            },
+            libc::EINVAL,
+        ),
+        (
+            "zero-length record",
+            LookupReq { names: zl, ..good },
+            libc::EINVAL,
+        ),
+        (
+            "names at address 0",
+            LookupReq { names: 0, ..good },
+            libc::EFAULT,
+        ),
+        (
+            "names in kernel space",
+            LookupReq {
+                names: bad_end,
+                ..good
+            },
+            libc::EFAULT,
+        ),
+        (
+            "results in kernel space",
+            LookupReq {
+                results: bad_end,
+                ..good
+            },
+            libc::EFAULT,
+        ),
+    ];
+    for (what, req, want) in cases {
+        match lookup_raw(&d, &req) {
+            Err(e) if e == want => {}
+            r => bail!("{what}: {r:?}, want errno {want}"),
+        }
+        if out.iter().any(|&b| b != 0xa5) {
+            bail!("{what}: the result buffer was written");
+        }
+    }
+    // Results read-only in this process: EFAULT, nothing else harmed.
+    let ro = unsafe_ro_page()?;
+    match lookup_raw(
+        &d,
+        &LookupReq {
+            results: ro as u64,
+            ..good
+        },
+    ) {
+        Err(libc::EFAULT) => {}
+        r => bail!("read-only result buffer: {r:?}, want EFAULT"),
+    }
+    match lookup_raw(&d, &good) {
+        Ok(1) if out[..2] == [1, 0] => {}
+        r => bail!(
+            "good request after the hostile ones: {r:?}, results {:?}",
+            &out[..2]
+        ),
+    }
+    println!(
+        "lookup-hostile: {} hostile requests refused with their errno; results intact",
+        10
+    );
+    Ok(())
+}
+
+/// A fresh read-only anonymous page.
+fn unsafe_ro_page() -> Result<*mut libc::c_void> {
+    // SAFETY: an anonymous private mapping of one page; never unmapped (the
+    // process is short-lived).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        bail!("mmap: {}", IoError::last_os_error());
+    }
+    Ok(p)
 }
 
 fn discard_ioctl(fd: i32) -> Result<(), i32> {

@@ -4,10 +4,13 @@
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use marufs_core::abi::{pack_name, LookupReq, LookupRes, IOC_LOOKUP, LOOKUP_MAX, LOOKUP_RES_SIZE};
+use marufs_core::abi::{
+    lookup_results_len, LookupReq, LookupRes, IOC_LOOKUP, LOOKUP_EXISTS, LOOKUP_MAX,
+    LOOKUP_RES_SIZE,
+};
 use marufs_core::layout::UNIT;
 
 use crate::counters::AtomicCounters;
@@ -43,9 +46,10 @@ pub enum LookupMode {
 const IOCTL: u8 = 1;
 const FALLBACK: u8 = 2;
 
-/// Per-filesystem memory of whether the ioctl works.
+/// Per-filesystem memory of whether the ioctl works (and whether the module
+/// predates [`LOOKUP_EXISTS`]).
 #[derive(Default)]
-pub(crate) struct LookupState(AtomicU8);
+pub(crate) struct LookupState(AtomicU8, AtomicBool);
 
 impl LookupState {
     pub(crate) fn mode(&self) -> LookupMode {
@@ -173,27 +177,104 @@ pub(crate) fn lookup_many(
     state: &LookupState,
     counters: &AtomicCounters,
 ) -> Result<Vec<Option<Found>>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    if policy == BatchedLookup::Auto && !marufs {
-        // Not marufs: never try its ioctl (the number may mean something
-        // else to another filesystem).
-        state.0.store(FALLBACK, Ordering::Release);
-    } else if want_ioctl(policy, marufs, state) {
-        match lookup_ioctl(dir, names, counters) {
-            Ok(v) => {
-                state.0.store(IOCTL, Ordering::Release);
-                return Ok(v);
+    let how = How {
+        dir,
+        dir_name,
+        policy,
+        marufs,
+        state,
+        counters,
+    };
+    how.run(names, |names| lookup_ioctl(dir, names, counters), stat_one)
+}
+
+/// Which of `names` (validated by the caller) are keys in directory `dir`:
+/// like [`lookup_many`], but the kernel copies no attributes
+/// ([`LOOKUP_EXISTS`]; a module without that flag is asked for attributes).
+pub(crate) fn exists_many(
+    dir: BorrowedFd<'_>,
+    dir_name: &str,
+    names: &[&str],
+    policy: BatchedLookup,
+    marufs: bool,
+    state: &LookupState,
+    counters: &AtomicCounters,
+) -> Result<Vec<bool>> {
+    let how = How {
+        dir,
+        dir_name,
+        policy,
+        marufs,
+        state,
+        counters,
+    };
+    how.run(
+        names,
+        |names| {
+            if !state.1.load(Ordering::Acquire) {
+                match exists_ioctl(dir, names, counters) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // A module older than the flag (names were validated).
+                        state.1.store(true, Ordering::Release);
+                    }
+                    r => return r,
+                }
             }
-            Err(e) if state.0.load(Ordering::Acquire) != IOCTL && sys::is_unsupported_ioctl(&e) => {
-                state.0.store(FALLBACK, Ordering::Release);
-            }
-            Err(e) => return Err(Error::io("lookup in", dir_name, e)),
+            Ok(lookup_ioctl(dir, names, counters)?
+                .into_iter()
+                .map(|f| f.is_some())
+                .collect())
+        },
+        |dir, n| Ok(stat_one(dir, n)?.is_some()),
+    )
+}
+
+/// Where and how a batched lookup is done.
+struct How<'a> {
+    dir: BorrowedFd<'a>,
+    dir_name: &'a str,
+    policy: BatchedLookup,
+    marufs: bool,
+    state: &'a LookupState,
+    counters: &'a AtomicCounters,
+}
+
+impl How<'_> {
+    /// `ioctl` for the whole batch when the filesystem takes it, else `one`
+    /// per name.
+    fn run<T>(
+        &self,
+        names: &[&str],
+        ioctl: impl FnOnce(&[&str]) -> std::io::Result<Vec<T>>,
+        one: impl Fn(BorrowedFd<'_>, &str) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
         }
+        let state = &self.state.0;
+        if self.policy == BatchedLookup::Auto && !self.marufs {
+            // Not marufs: never try its ioctl (the number may mean something
+            // else to another filesystem).
+            state.store(FALLBACK, Ordering::Release);
+        } else if want_ioctl(self.policy, self.marufs, self.state) {
+            match ioctl(names) {
+                Ok(v) => {
+                    state.store(IOCTL, Ordering::Release);
+                    return Ok(v);
+                }
+                Err(e)
+                    if state.load(Ordering::Acquire) != IOCTL && sys::is_unsupported_ioctl(&e) =>
+                {
+                    state.store(FALLBACK, Ordering::Release);
+                }
+                Err(e) => return Err(Error::io("lookup in", self.dir_name, e)),
+            }
+        }
+        self.counters
+            .stat_lookups
+            .fetch_add(names.len() as u64, Relaxed);
+        names.iter().map(|n| one(self.dir, n)).collect()
     }
-    counters.stat_lookups.fetch_add(names.len() as u64, Relaxed);
-    names.iter().map(|n| stat_one(dir, n)).collect()
 }
 
 /// One name with `fstatat`.
@@ -207,42 +288,83 @@ pub(crate) fn stat_one(dir: BorrowedFd<'_>, name: &str) -> Result<Option<Found>>
     }
 }
 
-fn lookup_ioctl(
+/// One `MARUFS_IOC_LOOKUP` per [`LOOKUP_MAX`] names with `flags`; `each`
+/// takes every call's result buffer.
+fn ioctl_chunks(
     dir: BorrowedFd<'_>,
     names: &[&str],
+    flags: u64,
     counters: &AtomicCounters,
-) -> std::io::Result<Vec<Option<Found>>> {
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let einval = || std::io::Error::from_raw_os_error(libc::EINVAL);
-    let mut out = Vec::with_capacity(names.len());
+    let mut packed = Vec::new();
+    let mut res = Vec::new();
     for chunk in names.chunks(LOOKUP_MAX as usize) {
-        let total: usize = chunk.iter().map(|n| 1 + n.len()).sum();
-        let mut packed = vec![0u8; total];
-        let mut at = 0;
+        // Packed in one pass over the names (callers validated them).
+        packed.clear();
         for n in chunk {
-            at = pack_name(&mut packed, at, n.as_bytes()).ok_or_else(einval)?;
+            let len = u8::try_from(n.len()).map_err(|_| einval())?;
+            if len == 0 {
+                return Err(einval());
+            }
+            packed.push(len);
+            packed.extend_from_slice(n.as_bytes());
         }
-        let mut res = vec![0u8; chunk.len() * LOOKUP_RES_SIZE];
+        let total = packed.len();
+        res.clear();
+        res.resize(lookup_results_len(chunk.len() as u32, flags), 0u8);
         let req = LookupReq {
             names: packed.as_ptr() as u64,
             names_len: u32::try_from(total).map_err(|_| einval())?,
             count: chunk.len() as u32,
             results: res.as_mut_ptr() as u64,
-            flags: 0,
+            flags,
         };
         let mut wire = req.encode();
         // SAFETY: `wire` is a LookupReq whose pointers are live buffers of
         // exactly the lengths it states (`packed`: names_len bytes; `res`:
-        // count result records), all outliving the call.
+        // the results `count` names and `flags` make), all outliving the
+        // call.
         unsafe { sys::ioctl_ptr(dir, IOC_LOOKUP, wire.as_mut_ptr()) }?;
         counters.ioctl_lookups.fetch_add(1, Relaxed);
+        each(&res)?;
+    }
+    Ok(())
+}
+
+fn lookup_ioctl(
+    dir: BorrowedFd<'_>,
+    names: &[&str],
+    counters: &AtomicCounters,
+) -> std::io::Result<Vec<Option<Found>>> {
+    let mut out = Vec::with_capacity(names.len());
+    ioctl_chunks(dir, names, 0, counters, |res| {
         for r in res.chunks_exact(LOOKUP_RES_SIZE) {
-            let r = LookupRes::decode(r.try_into().map_err(|_| einval())?);
+            let r = LookupRes::decode(
+                r.try_into()
+                    .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?,
+            );
             out.push(match r.status as i32 {
                 0 if r.mode & libc::S_IFMT == libc::S_IFREG => Some(Found::from_res(&r)),
                 0 | libc::ENOENT | libc::EINVAL => None,
                 e => return Err(std::io::Error::from_raw_os_error(e)),
             });
         }
-    }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn exists_ioctl(
+    dir: BorrowedFd<'_>,
+    names: &[&str],
+    counters: &AtomicCounters,
+) -> std::io::Result<Vec<bool>> {
+    let mut out = Vec::with_capacity(names.len());
+    ioctl_chunks(dir, names, LOOKUP_EXISTS, counters, |res| {
+        out.extend(res.iter().map(|&b| b == 1));
+        Ok(())
+    })?;
     Ok(out)
 }

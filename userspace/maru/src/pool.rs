@@ -286,6 +286,25 @@ impl Pool {
             counters,
         )
     }
+
+    pub(crate) fn exists(
+        &self,
+        dir: std::os::fd::BorrowedFd<'_>,
+        app: &str,
+        names: &[&str],
+        policy: BatchedLookup,
+        counters: &AtomicCounters,
+    ) -> Result<Vec<bool>> {
+        lookup::exists_many(
+            dir,
+            app,
+            names,
+            policy,
+            self.inner.marufs,
+            &self.inner.lookup,
+            counters,
+        )
+    }
 }
 
 pub(crate) fn fill_usage(a: &mut AppUsage, keys: &[KeyInfo]) {

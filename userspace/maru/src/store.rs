@@ -573,11 +573,16 @@ impl Store {
 
     /// Which of `keys` exist (one batched lookup).
     pub fn batch_exists(&self, keys: &[&str]) -> Result<Vec<bool>> {
-        Ok(self
-            .batch_found(keys)?
-            .into_iter()
-            .map(|k| k.is_some())
-            .collect())
+        for k in keys {
+            validate_name(k)?;
+        }
+        self.shared.pool.exists(
+            self.dir(),
+            &self.shared.app,
+            keys,
+            self.opts.batched_lookup,
+            &self.shared.counters,
+        )
     }
 
     /// [`retrieve`](Self::retrieve) for many keys: one batched lookup, then

@@ -8,7 +8,8 @@
 //!
 //! Request ([`LookupReq`], 32 bytes, read by the kernel from the ioctl
 //! argument): a pointer to the packed names, their total length, the number of
-//! names, a pointer to the result array and flags (must be 0).
+//! names, a pointer to the result array and flags (0 or [`LOOKUP_EXISTS`];
+//! any other bit fails the call with `EINVAL`).
 //!
 //! Packed names: `count` records, each one length byte (1..=255) followed by
 //! that many name bytes; `names_len` is the total. A record that overruns
@@ -21,6 +22,12 @@
 //! containing `/` or NUL; `EIO`/`EUCLEAN` for damaged metadata); the other
 //! fields are valid when `status == 0`. The call returns the number of
 //! present keys.
+//!
+//! With [`LOOKUP_EXISTS`] the results are `count` bytes instead: 1 for a
+//! published key, 0 for no key by that name (absent, unpublished, a name no
+//! path can hold, or something that is not a key). A name whose lookup
+//! fails otherwise (damaged metadata) fails the whole call with its errno.
+//! The kernel then copies no attributes: this is what `exists` needs.
 
 /// ioctl type byte of marufs.
 pub const IOC_TYPE: u8 = b'm';
@@ -36,6 +43,21 @@ pub const IOC_RW: u32 = 3;
 
 /// Batched lookup: `_IOWR('m', 1, struct marufs_lookup_req)`.
 pub const IOC_LOOKUP: u32 = ioc(IOC_RW, 1, LOOKUP_REQ_SIZE);
+
+/// [`LookupReq::flags`]: answer presence only, one result byte per name.
+pub const LOOKUP_EXISTS: u64 = 1;
+/// Every flag [`IOC_LOOKUP`] knows.
+pub const LOOKUP_FLAGS: u64 = LOOKUP_EXISTS;
+
+/// Bytes of results a request asks for: `count` records of
+/// [`LOOKUP_RES_SIZE`] bytes, or `count` bytes with [`LOOKUP_EXISTS`].
+pub fn lookup_results_len(count: u32, flags: u64) -> usize {
+    if flags & LOOKUP_EXISTS != 0 {
+        count as usize
+    } else {
+        count as usize * LOOKUP_RES_SIZE
+    }
+}
 
 /// Discard: `_IO('m', 2)`, no argument, on the creating file of an
 /// unpublished key (opened with `O_CREAT` or `O_TMPFILE`): the key is never
@@ -58,9 +80,9 @@ pub struct LookupReq {
     pub names_len: u32,
     /// Number of names (and of result records).
     pub count: u32,
-    /// User address of `count` result records.
+    /// User address of the results ([`lookup_results_len`] bytes).
     pub results: u64,
-    /// Must be 0.
+    /// 0 or [`LOOKUP_EXISTS`].
     pub flags: u64,
 }
 
@@ -252,6 +274,14 @@ mod tests {
             mtime_ns: 99,
         };
         assert_eq!(LookupRes::decode(&r.encode()), r);
+    }
+
+    #[test]
+    fn results_len() {
+        assert_eq!(lookup_results_len(3, 0), 3 * LOOKUP_RES_SIZE);
+        assert_eq!(lookup_results_len(3, LOOKUP_EXISTS), 3);
+        assert_eq!(lookup_results_len(LOOKUP_MAX, 0), 4096 * 40);
+        assert_eq!(LOOKUP_FLAGS & !LOOKUP_EXISTS, 0);
     }
 
     #[test]

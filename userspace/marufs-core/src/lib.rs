@@ -19,6 +19,7 @@ pub mod fsck;
 pub mod journal;
 pub mod layout;
 pub mod media;
+pub mod names;
 pub mod report;
 
 pub use error::Error;

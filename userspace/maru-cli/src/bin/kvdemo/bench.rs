@@ -119,10 +119,11 @@ fn batches_of<'a>(names: &[&'a str], bs: usize, lookups: usize, min: usize) -> V
         .collect()
 }
 
-/// `MARUFS_IOC_LOOKUP` on `dir` for each call of pre-packed names, timing
-/// the system call alone; checks every name is found.
+/// `MARUFS_IOC_LOOKUP` with `LOOKUP_EXISTS` (what `batch_exists` issues) on
+/// `dir` for each call of pre-packed names, timing the system call alone;
+/// checks every name is found.
 fn raw_ioctl(dir: &std::fs::File, calls: &[Vec<&str>]) -> Result<Vec<f64>> {
-    use marufs_core::abi::{pack_name, LookupReq, IOC_LOOKUP, LOOKUP_RES_SIZE};
+    use marufs_core::abi::{lookup_results_len, pack_name, LookupReq, IOC_LOOKUP, LOOKUP_EXISTS};
     use std::os::fd::AsRawFd;
     let mut lat = Vec::with_capacity(calls.len());
     for c in calls {
@@ -131,13 +132,14 @@ fn raw_ioctl(dir: &std::fs::File, calls: &[Vec<&str>]) -> Result<Vec<f64>> {
         for n in c {
             at = pack_name(&mut packed, at, n.as_bytes()).context("pack a name")?;
         }
-        let mut res = vec![0u8; c.len() * LOOKUP_RES_SIZE];
+        let flags = LOOKUP_EXISTS;
+        let mut res = vec![0u8; lookup_results_len(c.len() as u32, flags)];
         let mut wire = LookupReq {
             names: packed.as_ptr() as u64,
             names_len: packed.len() as u32,
             count: c.len() as u32,
             results: res.as_mut_ptr() as u64,
-            flags: 0,
+            flags,
         }
         .encode();
         let t = Instant::now();

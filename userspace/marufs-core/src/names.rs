@@ -1,0 +1,304 @@
+//! A host-local (DRAM) table of name lookup answers, the batched lookup's
+//! fast path: `MARUFS_IOC_LOOKUP` answers a name from here when the answer
+//! was found under the directory's current change counter.
+//!
+//! Coherence is the directory change counter's (see `fs::dir_changes` and
+//! `Documentation/design/protocol.md`, "Name caches"): every transaction that
+//! changes what a lookup in a directory returns bumps the counter as its last
+//! write. An answer is stored with a *tag*: a counter value read before the
+//! lookup that found it. It is served only while the counter still reads
+//! that value, so any change since makes it stale at once. A tag of 0 is
+//! never served (pools without the feature read 0).
+//!
+//! The table has a fixed number of slots (no allocation after creation):
+//! 4-way buckets picked by a hash of (directory, name); a new answer takes a
+//! free or stale slot of its bucket, else one in turn. Names longer than
+//! [`NAME_INLINE`] bytes are not kept (they are looked up every time).
+//! A hostile name set can at worst evict others from a bucket: a slower
+//! lookup, never a wrong answer (every hit compares the whole name).
+
+/// Longest name a slot keeps.
+pub const NAME_INLINE: usize = 184;
+/// Slots per bucket.
+const WAYS: usize = 4;
+
+/// The attributes a lookup answer carries (what `MARUFS_IOC_LOOKUP` reports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attrs {
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: u64,
+    /// Mode bits, file type included.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// One name's answer: present (with its attributes) or absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The name is present.
+    Present(Attrs),
+    /// No such name.
+    Absent,
+}
+
+/// One slot of a [`NameTable`] (256 bytes).
+#[derive(Clone, Debug)]
+pub struct Slot {
+    hash: u64,
+    dir: u64,
+    /// Counter value the answer holds for; 0: empty.
+    tag: u64,
+    attrs: Attrs,
+    present: bool,
+    len: u8,
+    name: [u8; NAME_INLINE],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            hash: 0,
+            dir: 0,
+            tag: 0,
+            attrs: Attrs::default(),
+            present: false,
+            len: 0,
+            name: [0; NAME_INLINE],
+        }
+    }
+}
+
+impl Slot {
+    fn holds(&self, hash: u64, dir: u64, name: &[u8]) -> bool {
+        self.tag != 0
+            && self.hash == hash
+            && self.dir == dir
+            && usize::from(self.len) == name.len()
+            && self.name.get(..name.len()) == Some(name)
+    }
+}
+
+/// Hash of (directory, name) for the table: word at a time (names are
+/// hashed on every batched lookup), not stored anywhere.
+pub fn table_hash(dir: u64, name: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (dir ^ (name.len() as u64)).wrapping_mul(K);
+    let mut chunks = name.chunks_exact(8);
+    for c in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        if let Some(d) = w.get_mut(..rest.len()) {
+            d.copy_from_slice(rest);
+        }
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
+
+/// The table over caller-provided slots (a power of two of them, at least
+/// one bucket; the kernel allocates them once per mount).
+pub struct NameTable<'a> {
+    slots: &'a mut [Slot],
+}
+
+impl<'a> NameTable<'a> {
+    /// The table over `slots`; `None` unless their number is a power of two
+    /// of at least one bucket.
+    pub fn new(slots: &'a mut [Slot]) -> Option<Self> {
+        let n = slots.len();
+        (n >= WAYS && n.is_power_of_two()).then_some(Self { slots })
+    }
+
+    fn bucket(&self, hash: u64) -> usize {
+        // The high bits: the low ones pick nothing else.
+        let buckets = self.slots.len() / WAYS;
+        ((hash >> 32) as usize & (buckets - 1)) * WAYS
+    }
+
+    /// The answer for `name` in directory `dir` if it was stored under
+    /// `tag` (the counter just read); `None` otherwise.
+    pub fn get(&self, dir: u64, name: &[u8], tag: u64) -> Option<Answer> {
+        if tag == 0 {
+            return None;
+        }
+        let hash = table_hash(dir, name);
+        let b = self.bucket(hash);
+        let s = self
+            .slots
+            .get(b..b + WAYS)?
+            .iter()
+            .find(|s| s.holds(hash, dir, name))?;
+        (s.tag == tag).then_some(if s.present {
+            Answer::Present(s.attrs)
+        } else {
+            Answer::Absent
+        })
+    }
+
+    /// Stores `answer` for `name` in `dir`, found by a lookup that began
+    /// after the counter read `tag`. Names longer than [`NAME_INLINE`] and
+    /// tag 0 are not stored.
+    pub fn put(&mut self, dir: u64, name: &[u8], tag: u64, answer: Answer) {
+        if tag == 0 || name.len() > NAME_INLINE {
+            return;
+        }
+        let hash = table_hash(dir, name);
+        let b = self.bucket(hash);
+        let Some(bucket) = self.slots.get_mut(b..b + WAYS) else {
+            return;
+        };
+        // The same name, else an empty slot, else one chosen by the hash's
+        // low bits (no per-bucket state to keep).
+        let i = bucket
+            .iter()
+            .position(|s| s.holds(hash, dir, name))
+            .or_else(|| bucket.iter().position(|s| s.tag == 0))
+            .unwrap_or((hash as usize) % WAYS);
+        let Some(s) = bucket.get_mut(i) else {
+            return;
+        };
+        let Some(dst) = s.name.get_mut(..name.len()) else {
+            return;
+        };
+        dst.copy_from_slice(name);
+        s.len = name.len() as u8;
+        s.hash = hash;
+        s.dir = dir;
+        s.tag = tag;
+        match answer {
+            Answer::Present(a) => {
+                s.present = true;
+                s.attrs = a;
+            }
+            Answer::Absent => {
+                s.present = false;
+                s.attrs = Attrs::default();
+            }
+        }
+    }
+
+    /// Forgets every answer.
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.tag = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn attrs(ino: u64) -> Attrs {
+        Attrs {
+            ino,
+            size: 4096,
+            mtime_ns: 7,
+            mode: 0o100644,
+            uid: 1,
+            gid: 2,
+        }
+    }
+
+    #[test]
+    fn slot_is_256_bytes() {
+        assert_eq!(core::mem::size_of::<Slot>(), 256);
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(NameTable::new(&mut vec![Slot::default(); 3]).is_none());
+        assert!(NameTable::new(&mut vec![Slot::default(); 12]).is_none());
+        assert!(NameTable::new(&mut vec![Slot::default(); 4]).is_some());
+    }
+
+    #[test]
+    fn answers_only_under_their_tag() {
+        let mut slots = vec![Slot::default(); 64];
+        let mut t = NameTable::new(&mut slots).unwrap();
+        assert_eq!(t.get(5, b"k1", 3), None);
+        t.put(5, b"k1", 3, Answer::Present(attrs(9)));
+        t.put(5, b"k2", 3, Answer::Absent);
+        assert_eq!(t.get(5, b"k1", 3), Some(Answer::Present(attrs(9))));
+        assert_eq!(t.get(5, b"k2", 3), Some(Answer::Absent));
+        // Another counter value, directory, name or prefix: no answer.
+        assert_eq!(t.get(5, b"k1", 4), None);
+        assert_eq!(t.get(6, b"k1", 3), None);
+        assert_eq!(t.get(5, b"k", 3), None);
+        assert_eq!(t.get(5, b"k10", 3), None);
+        // Tag 0 (no counters on this pool) is never stored or served.
+        t.put(5, b"z", 0, Answer::Absent);
+        assert_eq!(t.get(5, b"z", 0), None);
+        // A newer answer replaces the older one in place.
+        t.put(5, b"k1", 4, Answer::Absent);
+        assert_eq!(t.get(5, b"k1", 4), Some(Answer::Absent));
+        assert_eq!(t.get(5, b"k1", 3), None);
+        t.clear();
+        assert_eq!(t.get(5, b"k1", 4), None);
+    }
+
+    #[test]
+    fn long_names_are_not_kept() {
+        let mut slots = vec![Slot::default(); 4];
+        let mut t = NameTable::new(&mut slots).unwrap();
+        let long = [b'a'; NAME_INLINE + 1];
+        t.put(1, &long, 1, Answer::Absent);
+        assert_eq!(t.get(1, &long, 1), None);
+        let max = [b'b'; NAME_INLINE];
+        t.put(1, &max, 1, Answer::Absent);
+        assert_eq!(t.get(1, &max, 1), Some(Answer::Absent));
+    }
+
+    #[test]
+    fn full_buckets_evict_but_never_lie() {
+        // One bucket: every name collides.
+        let mut slots = vec![Slot::default(); 4];
+        let mut t = NameTable::new(&mut slots).unwrap();
+        let names: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| std::format!("key-{i}").into_bytes())
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            t.put(1, n, 1, Answer::Present(attrs(i as u64)));
+        }
+        let mut kept = 0;
+        for (i, n) in names.iter().enumerate() {
+            match t.get(1, n, 1) {
+                Some(Answer::Present(a)) => {
+                    assert_eq!(a.ino, i as u64);
+                    kept += 1;
+                }
+                Some(Answer::Absent) => panic!("{i}: wrong answer"),
+                None => {}
+            }
+        }
+        assert!((1..=4).contains(&kept), "{kept}");
+    }
+
+    #[test]
+    fn hash_spreads_similar_names() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..4096u32 {
+            let n = std::format!("vllm@llama@0@{i:016x}");
+            seen.insert(table_hash(3, n.as_bytes()) >> 32 & 1023);
+        }
+        // 4096 names over 1024 buckets: nearly all buckets used.
+        assert!(seen.len() > 950, "{}", seen.len());
+        assert_ne!(table_hash(1, b"a"), table_hash(2, b"a"));
+        assert_ne!(table_hash(1, b"a"), table_hash(1, b"a\0"));
+    }
+}
