@@ -4,6 +4,8 @@
 #                     [-r ROLE] [-P 0|1] [-T TEST] [-l LOG] [-w TIMEOUT] [-m MEM] [-c CPUS]
 # Exits with QEMU's status (124/137: killed after TIMEOUT seconds).
 # Every guest given the same POOLFILE shares it as /dev/dax0.0 (share=on).
+# MARUFS_QEMU_ARGS: extra QEMU arguments (e.g. -s: gdb stub on :1234 for
+# scripts/guest-profile.py).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
@@ -51,4 +53,4 @@ exec timeout --signal=KILL "$timeout" qemu-system-x86_64 -M "$mach" "${accel_arg
     -smp "$cpus" -m "$mem" -nodefaults -display none -no-reboot \
     -serial "file:$logf" -monitor none \
     -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-    "${dev_args[@]}"
+    "${dev_args[@]}" ${MARUFS_QEMU_ARGS:-}

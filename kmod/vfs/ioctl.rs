@@ -210,8 +210,14 @@ unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
     <Fs as Ioctls>::with_answers(d, false, |t| -> Result {
         for (i, name) in PackedNames::new(&packed).enumerate() {
             let name = name.map_err(|()| EINVAL)?;
-            match t.as_ref().and_then(|t| t.get(ino, name, tag)) {
-                Some(a) => put_result(&mut out, i, &Ok(a), exists_only, &mut n)?,
+            match t.as_ref().and_then(|t| t.kept(ino, name, tag)) {
+                Some(k) if exists_only => {
+                    if k.is_key() {
+                        *out.get_mut(i).ok_or(EINVAL)? = 1;
+                        n += 1;
+                    }
+                }
+                Some(k) => put_result(&mut out, i, &Ok(k.answer()), false, &mut n)?,
                 None => misses.push((i, name), GFP_KERNEL)?,
             }
         }

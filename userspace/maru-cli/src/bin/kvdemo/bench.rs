@@ -64,6 +64,11 @@ pub struct BenchArgs {
     /// Print a JSON summary as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Only repeat this operation for N seconds, printing nothing (a
+    /// workload for a profiler, e.g. scripts/guest-profile.py): `exists`
+    /// or `batch_exists` of every key.
+    #[arg(long, value_names = ["OP", "SECONDS"], num_args = 2)]
+    pub only: Option<Vec<String>>,
 }
 
 /// Microseconds.
@@ -211,6 +216,31 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         us(created) / a.keys as f64
     );
     println!("kvbench: batched lookups: {mode:?}; accelerator: {accel}");
+    if let Some(only) = &a.only {
+        let secs: f64 = only[1].parse().context("--only OP SECONDS")?;
+        let t = Instant::now();
+        let mut n = 0u64;
+        while t.elapsed().as_secs_f64() < secs {
+            match only[0].as_str() {
+                "exists" => {
+                    for k in &names {
+                        ensure!(store.exists(k)?, "exists {k}: false");
+                    }
+                }
+                "batch_exists" => ensure!(
+                    store.batch_exists(&names)?.iter().all(|&x| x),
+                    "keys missing"
+                ),
+                op => anyhow::bail!("--only {op}: exists or batch_exists"),
+            }
+            n += 1;
+        }
+        println!(
+            "kvbench: {} x {} of {} keys in {secs} s",
+            n, only[0], a.keys
+        );
+        return Ok(());
+    }
 
     let mut rows = Vec::new();
 
