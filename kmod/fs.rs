@@ -5,7 +5,7 @@
 use crate::marufs_core::{
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
     layout::{dir_state, entry_state, EntryRec, Geometry, UNIT},
-    names::{NameTable, Slot},
+    names::{Group, NameTable},
     Error as CoreError, Fs,
 };
 use crate::media::{KEnv, KMedia};
@@ -121,12 +121,13 @@ pub struct MountData {
     /// Heartbeat ticks so far.
     ticks: AtomicU32,
     /// Batched lookups' answers (`marufs_core::names`), allocated by the
-    /// first batched lookup: [`NAME_SLOTS`] slots, 1 MiB.
-    names: Pin<KBox<Mutex<KVVec<Slot>>>>,
+    /// first batched lookup: [`NAME_GROUPS`] groups of 4 slots, 1.06 MiB.
+    names: Pin<KBox<Mutex<KVVec<Group>>>>,
 }
 
-/// Slots of a mount's batched-lookup answer table (256 bytes each).
-const NAME_SLOTS: usize = 4096;
+/// Groups (4-slot buckets, 1088 bytes each) of a mount's batched-lookup
+/// answer table: 4096 answers.
+const NAME_GROUPS: usize = 1024;
 
 impl MountData {
     fn fs(&self) -> MutexGuard<'_, CoreFs> {
@@ -960,7 +961,7 @@ impl Ioctls for Marufs {
         if make && slots.is_empty() {
             // The first batched lookup of this mount; without memory for
             // the table, every name is looked up.
-            if let Ok(v) = KVVec::from_elem(Slot::default(), NAME_SLOTS, GFP_KERNEL) {
+            if let Ok(v) = KVVec::from_elem(Group::default(), NAME_GROUPS, GFP_KERNEL) {
                 *slots = v;
             }
         }

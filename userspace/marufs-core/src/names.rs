@@ -11,8 +11,10 @@
 //! never served (pools without the feature read 0).
 //!
 //! The table has a fixed number of slots (no allocation after creation):
-//! 4-way buckets picked by a hash of (directory, name); a new answer takes a
-//! free or stale slot of its bucket, else one in turn. Names longer than
+//! 4-way buckets ([`Group`]s, 1088 bytes) picked by a hash of (directory, name);
+//! a new answer takes a free or stale slot of its bucket, else one chosen by
+//! the hash. A bucket's hashes and tags share one cache line and a short
+//! name sits in its slot's first line: a hit touches two lines. Names longer than
 //! [`NAME_INLINE`] bytes are not kept (they are looked up every time).
 //! A hostile name set can at worst evict others from a bucket: a slower
 //! lookup, never a wrong answer (every hit compares the whole name).
@@ -48,43 +50,64 @@ pub enum Answer {
     Absent,
 }
 
-/// One slot of a [`NameTable`] (256 bytes).
+/// One slot of a [`Group`]: what was looked up and the answer. The name
+/// comes first, so that a short one shares the first cache line.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Slot {
-    hash: u64,
     dir: u64,
-    /// Counter value the answer holds for; 0: empty.
-    tag: u64,
-    attrs: Attrs,
-    present: bool,
     len: u8,
+    present: bool,
+    /// Present and a regular file (what `exists` asks).
+    key: bool,
     name: [u8; NAME_INLINE],
+    attrs: Attrs,
 }
 
 impl Default for Slot {
     fn default() -> Self {
         Self {
-            hash: 0,
             dir: 0,
-            tag: 0,
-            attrs: Attrs::default(),
-            present: false,
             len: 0,
+            present: false,
+            key: false,
             name: [0; NAME_INLINE],
+            attrs: Attrs::default(),
         }
     }
 }
 
 impl Slot {
-    fn holds(&self, hash: u64, dir: u64, name: &[u8]) -> bool {
-        self.tag != 0
-            && self.hash == hash
-            && self.dir == dir
+    fn holds(&self, dir: u64, name: &[u8]) -> bool {
+        self.dir == dir
             && usize::from(self.len) == name.len()
             && self
                 .name
                 .get(..name.len())
                 .is_some_and(|n| same_bytes(n, name))
+    }
+}
+
+/// A bucket of the table: the hashes and tags of its slots in one cache
+/// line (a probe reads them first), then the slots, each starting a line.
+/// 1088 bytes.
+#[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
+pub struct Group {
+    hash: [u64; WAYS],
+    /// Counter value each slot's answer holds for; 0: empty.
+    tag: [u64; WAYS],
+    slots: [Slot; WAYS],
+}
+
+impl Group {
+    /// The slot holding (`dir`, `name`), by index.
+    fn find(&self, hash: u64, dir: u64, name: &[u8]) -> Option<usize> {
+        (0..WAYS).find(|&i| {
+            self.tag.get(i).is_some_and(|&t| t != 0)
+                && self.hash.get(i) == Some(&hash)
+                && self.slots.get(i).is_some_and(|s| s.holds(dir, name))
+        })
     }
 }
 
@@ -109,6 +132,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct Kept<'a> {
     present: bool,
+    key: bool,
     attrs: &'a Attrs,
 }
 
@@ -119,7 +143,7 @@ impl Kept<'_> {
     }
     /// Whether the name is a key (present, a regular file).
     pub fn is_key(&self) -> bool {
-        self.present && self.attrs.mode & 0o170000 == 0o100000
+        self.key
     }
     /// The answer, copied out.
     pub fn answer(&self) -> Answer {
@@ -160,24 +184,22 @@ pub fn table_hash(dir: u64, name: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// The table over caller-provided slots (a power of two of them, at least
-/// one bucket; the kernel allocates them once per mount).
+/// The table over caller-provided groups (a power of two of them, at least
+/// one; the kernel allocates them once per mount).
 pub struct NameTable<'a> {
-    slots: &'a mut [Slot],
+    groups: &'a mut [Group],
 }
 
 impl<'a> NameTable<'a> {
-    /// The table over `slots`; `None` unless their number is a power of two
-    /// of at least one bucket.
-    pub fn new(slots: &'a mut [Slot]) -> Option<Self> {
-        let n = slots.len();
-        (n >= WAYS && n.is_power_of_two()).then_some(Self { slots })
+    /// The table over `groups`; `None` unless their number is a power of
+    /// two.
+    pub fn new(groups: &'a mut [Group]) -> Option<Self> {
+        groups.len().is_power_of_two().then_some(Self { groups })
     }
 
-    fn bucket(&self, hash: u64) -> usize {
-        // The high bits: the low ones pick nothing else.
-        let buckets = self.slots.len() / WAYS;
-        ((hash >> 32) as usize & (buckets - 1)) * WAYS
+    fn group(&self, hash: u64) -> usize {
+        // The high bits: the low ones pick the slot to replace.
+        (hash >> 32) as usize & (self.groups.len() - 1)
     }
 
     /// The answer for `name` in directory `dir` if it was stored under
@@ -192,14 +214,15 @@ impl<'a> NameTable<'a> {
             return None;
         }
         let hash = table_hash(dir, name);
-        let b = self.bucket(hash);
-        let s = self
-            .slots
-            .get(b..b + WAYS)?
-            .iter()
-            .find(|s| s.holds(hash, dir, name))?;
-        (s.tag == tag).then_some(Kept {
+        let g = self.groups.get(self.group(hash))?;
+        let i = g.find(hash, dir, name)?;
+        if g.tag.get(i) != Some(&tag) {
+            return None;
+        }
+        let s = g.slots.get(i)?;
+        Some(Kept {
             present: s.present,
+            key: s.key,
             attrs: &s.attrs,
         })
     }
@@ -212,18 +235,18 @@ impl<'a> NameTable<'a> {
             return;
         }
         let hash = table_hash(dir, name);
-        let b = self.bucket(hash);
-        let Some(bucket) = self.slots.get_mut(b..b + WAYS) else {
+        let gi = self.group(hash);
+        let Some(g) = self.groups.get_mut(gi) else {
             return;
         };
         // The same name, else an empty slot, else one chosen by the hash's
         // low bits (no per-bucket state to keep).
-        let i = bucket
-            .iter()
-            .position(|s| s.holds(hash, dir, name))
-            .or_else(|| bucket.iter().position(|s| s.tag == 0))
+        let i = g
+            .find(hash, dir, name)
+            .or_else(|| g.tag.iter().position(|&t| t == 0))
             .unwrap_or((hash as usize) % WAYS);
-        let Some(s) = bucket.get_mut(i) else {
+        let (Some(h), Some(t), Some(s)) = (g.hash.get_mut(i), g.tag.get_mut(i), g.slots.get_mut(i))
+        else {
             return;
         };
         let Some(dst) = s.name.get_mut(..name.len()) else {
@@ -231,25 +254,27 @@ impl<'a> NameTable<'a> {
         };
         dst.copy_from_slice(name);
         s.len = name.len() as u8;
-        s.hash = hash;
         s.dir = dir;
-        s.tag = tag;
         match answer {
             Answer::Present(a) => {
                 s.present = true;
+                s.key = a.mode & 0o170000 == 0o100000;
                 s.attrs = a;
             }
             Answer::Absent => {
                 s.present = false;
+                s.key = false;
                 s.attrs = Attrs::default();
             }
         }
+        *h = hash;
+        *t = tag;
     }
 
     /// Forgets every answer.
     pub fn clear(&mut self) {
-        for s in self.slots.iter_mut() {
-            s.tag = 0;
+        for g in self.groups.iter_mut() {
+            g.tag = [0; WAYS];
         }
     }
 }
@@ -289,7 +314,7 @@ mod tests {
 
     #[test]
     fn kept_answers() {
-        let mut slots = vec![Slot::default(); 8];
+        let mut slots = vec![Group::default(); 2];
         let mut t = NameTable::new(&mut slots).unwrap();
         t.put(1, b"f", 5, Answer::Present(attrs(3)));
         t.put(
@@ -313,20 +338,25 @@ mod tests {
     }
 
     #[test]
-    fn slot_is_256_bytes() {
+    fn group_is_1k() {
         assert_eq!(core::mem::size_of::<Slot>(), 256);
+        assert_eq!(core::mem::size_of::<Group>(), 64 + 4 * 256);
+        assert_eq!(core::mem::align_of::<Group>(), 64);
+        // A short name's bytes are in its slot's first cache line.
+        assert!(core::mem::offset_of!(Slot, name) + 40 <= 64);
     }
 
     #[test]
     fn sizes() {
-        assert!(NameTable::new(&mut vec![Slot::default(); 3]).is_none());
-        assert!(NameTable::new(&mut vec![Slot::default(); 12]).is_none());
-        assert!(NameTable::new(&mut vec![Slot::default(); 4]).is_some());
+        assert!(NameTable::new(&mut []).is_none());
+        assert!(NameTable::new(&mut vec![Group::default(); 3]).is_none());
+        assert!(NameTable::new(&mut vec![Group::default(); 1]).is_some());
+        assert!(NameTable::new(&mut vec![Group::default(); 4]).is_some());
     }
 
     #[test]
     fn answers_only_under_their_tag() {
-        let mut slots = vec![Slot::default(); 64];
+        let mut slots = vec![Group::default(); 16];
         let mut t = NameTable::new(&mut slots).unwrap();
         assert_eq!(t.get(5, b"k1", 3), None);
         t.put(5, b"k1", 3, Answer::Present(attrs(9)));
@@ -351,7 +381,7 @@ mod tests {
 
     #[test]
     fn long_names_are_not_kept() {
-        let mut slots = vec![Slot::default(); 4];
+        let mut slots = vec![Group::default(); 1];
         let mut t = NameTable::new(&mut slots).unwrap();
         let long = [b'a'; NAME_INLINE + 1];
         t.put(1, &long, 1, Answer::Absent);
@@ -364,7 +394,7 @@ mod tests {
     #[test]
     fn full_buckets_evict_but_never_lie() {
         // One bucket: every name collides.
-        let mut slots = vec![Slot::default(); 4];
+        let mut slots = vec![Group::default(); 1];
         let mut t = NameTable::new(&mut slots).unwrap();
         let names: Vec<Vec<u8>> = (0..40u32)
             .map(|i| std::format!("key-{i}").into_bytes())
@@ -407,7 +437,7 @@ mod tests {
         assert!(per.len() > 350, "{} buckets", per.len());
         assert!(per.values().all(|&c| c <= 4), "{:?}", per.values().max());
         // Every slot of a full table of such names is found again.
-        let mut slots = vec![Slot::default(); 4096];
+        let mut slots = vec![Group::default(); 1024];
         let mut t = NameTable::new(&mut slots).unwrap();
         for i in 0..512u32 {
             t.put(7, std::format!("key-{i:03}").as_bytes(), 1, Answer::Absent);
