@@ -166,80 +166,54 @@ fn want_ioctl(policy: BatchedLookup, marufs: bool, state: &LookupState) -> bool 
     }
 }
 
-/// Looks `names` (validated by the caller) up in directory `dir`: `None` for
-/// an absent name (or one that is not a regular file).
-pub(crate) fn lookup_many(
-    dir: BorrowedFd<'_>,
-    dir_name: &str,
-    names: &[&str],
-    policy: BatchedLookup,
-    marufs: bool,
-    state: &LookupState,
-    counters: &AtomicCounters,
-) -> Result<Vec<Option<Found>>> {
-    let how = How {
-        dir,
-        dir_name,
-        policy,
-        marufs,
-        state,
-        counters,
-    };
-    how.run(names, |names| lookup_ioctl(dir, names, counters), stat_one)
-}
-
-/// Which of `names` (validated by the caller) are keys in directory `dir`:
-/// like [`lookup_many`], but the kernel copies no attributes
-/// ([`LOOKUP_EXISTS`]; a module without that flag is asked for attributes).
-pub(crate) fn exists_many(
-    dir: BorrowedFd<'_>,
-    dir_name: &str,
-    names: &[&str],
-    policy: BatchedLookup,
-    marufs: bool,
-    state: &LookupState,
-    counters: &AtomicCounters,
-) -> Result<Vec<bool>> {
-    let how = How {
-        dir,
-        dir_name,
-        policy,
-        marufs,
-        state,
-        counters,
-    };
-    how.run(
-        names,
-        |names| {
-            if !state.1.load(Ordering::Acquire) {
-                match exists_ioctl(dir, names, counters) {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                        // A module older than the flag (names were validated).
-                        state.1.store(true, Ordering::Release);
-                    }
-                    r => return r,
-                }
-            }
-            Ok(lookup_ioctl(dir, names, counters)?
-                .into_iter()
-                .map(|f| f.is_some())
-                .collect())
-        },
-        |dir, n| Ok(stat_one(dir, n)?.is_some()),
-    )
-}
-
-/// Where and how a batched lookup is done.
-struct How<'a> {
-    dir: BorrowedFd<'a>,
-    dir_name: &'a str,
-    policy: BatchedLookup,
-    marufs: bool,
-    state: &'a LookupState,
-    counters: &'a AtomicCounters,
+/// Batched lookups in one directory, the way its filesystem takes them.
+pub(crate) struct How<'a> {
+    pub(crate) dir: BorrowedFd<'a>,
+    pub(crate) dir_name: &'a str,
+    pub(crate) policy: BatchedLookup,
+    pub(crate) marufs: bool,
+    pub(crate) state: &'a LookupState,
+    pub(crate) counters: &'a AtomicCounters,
 }
 
 impl How<'_> {
+    /// Looks `names` (validated by the caller) up: `None` for an absent
+    /// name (or one that is not a regular file).
+    pub(crate) fn lookup(&self, names: &[&str]) -> Result<Vec<Option<Found>>> {
+        self.run(
+            names,
+            |names| lookup_ioctl(self.dir, names, self.counters),
+            stat_one,
+        )
+    }
+
+    /// Which of `names` (validated by the caller) are keys: like
+    /// [`lookup`](Self::lookup), but the kernel copies no attributes
+    /// ([`LOOKUP_EXISTS`]; a module without that flag is asked for
+    /// attributes).
+    pub(crate) fn exists(&self, names: &[&str]) -> Result<Vec<bool>> {
+        let (dir, counters, older) = (self.dir, self.counters, &self.state.1);
+        self.run(
+            names,
+            |names| {
+                if !older.load(Ordering::Acquire) {
+                    match exists_ioctl(dir, names, counters) {
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                            // A module older than the flag (names were validated).
+                            older.store(true, Ordering::Release);
+                        }
+                        r => return r,
+                    }
+                }
+                Ok(lookup_ioctl(dir, names, counters)?
+                    .into_iter()
+                    .map(|f| f.is_some())
+                    .collect())
+            },
+            |dir, n| Ok(stat_one(dir, n)?.is_some()),
+        )
+    }
+
     /// `ioctl` for the whole batch when the filesystem takes it, else `one`
     /// per name.
     fn run<T>(

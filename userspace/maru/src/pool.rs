@@ -260,7 +260,7 @@ impl Pool {
             .collect();
         names.sort();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let found = self.lookup(dir, app, &refs, policy, counters)?;
+        let found = self.batch(dir, app, policy, counters).lookup(&refs)?;
         Ok(found
             .into_iter()
             .zip(names)
@@ -268,42 +268,22 @@ impl Pool {
             .collect())
     }
 
-    pub(crate) fn lookup(
-        &self,
-        dir: std::os::fd::BorrowedFd<'_>,
-        app: &str,
-        names: &[&str],
+    /// Batched lookups in the open directory `dir` (application `app`).
+    pub(crate) fn batch<'a>(
+        &'a self,
+        dir: std::os::fd::BorrowedFd<'a>,
+        app: &'a str,
         policy: BatchedLookup,
-        counters: &AtomicCounters,
-    ) -> Result<Vec<Option<lookup::Found>>> {
-        lookup::lookup_many(
+        counters: &'a AtomicCounters,
+    ) -> lookup::How<'a> {
+        lookup::How {
             dir,
-            app,
-            names,
+            dir_name: app,
             policy,
-            self.inner.marufs,
-            &self.inner.lookup,
+            marufs: self.inner.marufs,
+            state: &self.inner.lookup,
             counters,
-        )
-    }
-
-    pub(crate) fn exists(
-        &self,
-        dir: std::os::fd::BorrowedFd<'_>,
-        app: &str,
-        names: &[&str],
-        policy: BatchedLookup,
-        counters: &AtomicCounters,
-    ) -> Result<Vec<bool>> {
-        lookup::exists_many(
-            dir,
-            app,
-            names,
-            policy,
-            self.inner.marufs,
-            &self.inner.lookup,
-            counters,
-        )
+        }
     }
 }
 

@@ -557,18 +557,22 @@ impl Store {
             .collect())
     }
 
+    /// Batched lookups in this store's directory.
+    fn batch(&self) -> crate::lookup::How<'_> {
+        self.shared.pool.batch(
+            self.dir(),
+            &self.shared.app,
+            self.opts.batched_lookup,
+            &self.shared.counters,
+        )
+    }
+
     /// The batched lookup itself (no names copied).
     fn batch_found(&self, keys: &[&str]) -> Result<Vec<Option<lookup::Found>>> {
         for k in keys {
             validate_name(k)?;
         }
-        self.shared.pool.lookup(
-            self.dir(),
-            &self.shared.app,
-            keys,
-            self.opts.batched_lookup,
-            &self.shared.counters,
-        )
+        self.batch().lookup(keys)
     }
 
     /// Which of `keys` exist (one batched lookup).
@@ -576,13 +580,7 @@ impl Store {
         for k in keys {
             validate_name(k)?;
         }
-        self.shared.pool.exists(
-            self.dir(),
-            &self.shared.app,
-            keys,
-            self.opts.batched_lookup,
-            &self.shared.counters,
-        )
+        self.batch().exists(keys)
     }
 
     /// [`retrieve`](Self::retrieve) for many keys: one batched lookup, then
