@@ -3,11 +3,11 @@
 //! `file_operations.unlocked_ioctl` of directories: the batched interface of
 //! `marufs_core::abi` (one call looks up many keys). The directory's change
 //! counter is read once per call; names the filesystem answered under that
-//! counter value before (its table of answers, [`Ioctls::recall`]) cost no
-//! further lookup. Every other name is looked up the way a path walk would:
-//! through the dcache, whose entries the filesystem's `d_revalidate` vouches
-//! for, else the filesystem's lookup, which caches the answer; those answers
-//! are then kept ([`Ioctls::remember`]).
+//! counter value before (its table of answers, [`Ioctls::with_answers`])
+//! cost no further lookup. Every other name is looked up the way a path walk
+//! would: through the dcache, whose entries the filesystem's `d_revalidate`
+//! vouches for, else the filesystem's lookup, which caches the answer; those
+//! answers are then kept in the table.
 
 use super::{
     file::{self, Keys},
@@ -133,11 +133,8 @@ unsafe fn lookup_name(file: *mut bindings::file, name: &[u8], tag: usize) -> Res
 /// With `exists_only`, a failed lookup fails the call.
 fn put_result(out: &mut [u8], i: usize, answer: &Result<Answer>, exists_only: bool, n: &mut u32) -> Result {
     if exists_only {
-        let a = answer.as_ref().map_err(|e| *e)?;
-        let key = matches!(a, Answer::Present(x) if x.mode & 0o170000 == 0o100000);
-        if key {
-            *out.get_mut(i).ok_or(EINVAL)? = 1;
-            *n += 1;
+        if answer.as_ref().map_err(|e| *e)?.is_key() {
+            mark_key(out, i, n)?;
         }
         return Ok(());
     }
@@ -165,6 +162,13 @@ fn put_result(out: &mut [u8], i: usize, answer: &Result<Answer>, exists_only: bo
     };
     let at = i * LOOKUP_RES_SIZE;
     out.get_mut(at..at + LOOKUP_RES_SIZE).ok_or(EINVAL)?.copy_from_slice(&res.encode());
+    Ok(())
+}
+
+/// Presence-only result: name `i` is a key.
+fn mark_key(out: &mut [u8], i: usize, n: &mut u32) -> Result {
+    *out.get_mut(i).ok_or(EINVAL)? = 1;
+    *n += 1;
     Ok(())
 }
 
@@ -213,8 +217,7 @@ unsafe fn lookup(file: *mut bindings::file, arg: u64) -> Result<u32> {
             match t.as_ref().and_then(|t| t.kept(ino, name, tag)) {
                 Some(k) if exists_only => {
                     if k.is_key() {
-                        *out.get_mut(i).ok_or(EINVAL)? = 1;
-                        n += 1;
+                        mark_key(&mut out, i, &mut n)?;
                     }
                 }
                 Some(k) => put_result(&mut out, i, &Ok(k.answer()), false, &mut n)?,

@@ -296,10 +296,8 @@ fn ioctl_chunks(
             flags,
         };
         let mut wire = req.encode();
-        // SAFETY: `wire` is a LookupReq whose pointers are live buffers of
-        // exactly the lengths it states (`packed`: names_len bytes; `res`:
-        // the results `count` names and `flags` make), all outliving the
-        // call.
+        // SAFETY: `wire` points at `packed` and `res`, live buffers of the
+        // lengths it states (lookup_results_len), outliving the call.
         unsafe { sys::ioctl_ptr(dir, IOC_LOOKUP, wire.as_mut_ptr()) }?;
         counters.ioctl_lookups.fetch_add(1, Relaxed);
         each(&res)?;

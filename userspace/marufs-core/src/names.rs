@@ -50,6 +50,13 @@ pub enum Answer {
     Absent,
 }
 
+impl Answer {
+    /// Whether the answer is a key: present and a regular file.
+    pub fn is_key(&self) -> bool {
+        matches!(self, Answer::Present(a) if a.mode & 0o170000 == 0o100000)
+    }
+}
+
 /// One slot of a [`Group`]: what was looked up and the answer. The name
 /// comes first, so that a short one shares the first cache line.
 #[derive(Clone, Debug)]
@@ -255,15 +262,14 @@ impl<'a> NameTable<'a> {
         dst.copy_from_slice(name);
         s.len = name.len() as u8;
         s.dir = dir;
+        s.key = answer.is_key();
         match answer {
             Answer::Present(a) => {
                 s.present = true;
-                s.key = a.mode & 0o170000 == 0o100000;
                 s.attrs = a;
             }
             Answer::Absent => {
                 s.present = false;
-                s.key = false;
                 s.attrs = Attrs::default();
             }
         }
