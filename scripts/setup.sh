@@ -12,7 +12,9 @@ mkdir -p "$MARUFS_CACHE"
 
 BOOKWORM_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
     cpio xz-utils make busybox-static ndctl daxctl kmod gzip file)
-RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web rust-web-clippy)
+# Debian's Rust 1.85 with its own clippy and rustfmt: the kernel's toolchain, and
+# the one tests/run.sh lints with (also the only cargo on a plain Debian 12).
+RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web rust-web-clippy rustfmt-web)
 
 need=()
 for p in "${BOOKWORM_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
@@ -25,6 +27,17 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 [ "$("$KRUSTC" --version | awk '{print $2}')" = 1.85.0 ] || die "$KRUSTC is not rustc 1.85.0"
+
+# The cargo first on PATH (a rustup toolchain where there is one) runs the
+# tests too: it needs clippy and rustfmt as well.
+if ! { cargo clippy --version && cargo fmt --version; } >/dev/null 2>&1; then
+    if command -v rustup >/dev/null; then
+        log "rustup: adding clippy and rustfmt to $(cargo --version)"
+        rustup component add clippy rustfmt >/dev/null 2>&1 || true
+    fi
+    { cargo clippy --version && cargo fmt --version; } >/dev/null 2>&1 ||
+        die "$(command -v cargo) has no clippy or rustfmt (rustup component add clippy rustfmt)"
+fi
 
 # QEMU >= 10 (CXL type-3 volatile memory) from bookworm-backports.
 qemu_ok() { command -v qemu-system-x86_64 >/dev/null &&

@@ -57,14 +57,25 @@ if [ $do_setup = 1 ]; then
 fi
 
 if [ $do_host = 1 ]; then
-    step "host: cargo test" cargo test --workspace --release
-    step "host: cargo clippy" cargo clippy --workspace --all-targets --release -- -D warnings
-    step "host: cargo fmt" cargo fmt --all --check
-    # The workspace's MSRV toolchain: Debian's cargo-web/rustc-web 1.85, the
-    # one the kernel needs too (installed by setup.sh).
-    if [ -x /usr/bin/cargo ] && [ -x "$KRUSTC" ]; then
-        step "host: build with rustc 1.85" env RUSTC="$KRUSTC" CARGO_TARGET_DIR="$MARUFS_ROOT/target/msrv" \
-            /usr/bin/cargo build -q --workspace --all-targets
+    step "host: no tracked build outputs" "$MARUFS_ROOT/tests/check-tracked.sh"
+    # Two toolchains (Documentation/testing.md, "Toolchains"): the cargo first
+    # on PATH (the newest stable where rustup is installed; Debian's on a plain
+    # Debian 12) and Debian's cargo-web/rustc-web 1.85 with its own clippy and
+    # rustfmt (the kernel's rustc; setup.sh installs it). Lint sets differ
+    # between versions, so the tree is linted with both. Debian's subcommands
+    # are run by path, with rustup's directory off PATH: `cargo clippy` would
+    # find the rustup proxy in ~/.cargo/bin first and lint with the newest.
+    tc=$(cargo --version | awk '{print $2}')
+    step "host: cargo test ($tc)" cargo test --workspace --release
+    step "host: cargo clippy ($tc)" cargo clippy --workspace --all-targets --release -- -D warnings
+    step "host: cargo fmt ($tc)" cargo fmt --all --check
+    if [ -x /usr/bin/cargo ] && [ "$(command -v cargo)" != /usr/bin/cargo ]; then
+        deb=(env PATH="$LLVM_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" RUSTC="$KRUSTC"
+             RUSTFMT=/usr/bin/rustfmt CARGO_TARGET_DIR="$MARUFS_ROOT/target/msrv")
+        dtc=$("${deb[@]}" /usr/bin/cargo --version | awk '{print $2}')
+        step "host: cargo build ($dtc, Debian)" "${deb[@]}" /usr/bin/cargo build -q --workspace --all-targets
+        step "host: cargo clippy ($dtc, Debian)" "${deb[@]}" /usr/bin/cargo-clippy clippy -q --workspace --all-targets -- -D warnings
+        step "host: cargo fmt ($dtc, Debian)" "${deb[@]}" /usr/bin/cargo-fmt fmt --all --check
     fi
     step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
     step "host: install/uninstall self-test" "$MARUFS_ROOT/tests/install-selftest.sh"

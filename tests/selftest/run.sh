@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Self-test of the guest-log checker: clean logs pass, logs with each kind of
-# kernel report fail.
+# kernel report fail; the tracked-build-output check flags what it must.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 check="$here/../check-guest-log.sh"
@@ -14,5 +14,22 @@ for f in "$here"/logs/*.log; do
         *) want=1 ;;
     esac
     if [ $rc = $want ]; then echo "ok   $n"; else echo "FAIL $n (checker exit $rc, want $want)"; bad=1; fi
+done
+
+# tests/check-tracked.sh on scratch repositories: clean passes; a tracked
+# target/ file, a tracked *.rlib and a tracked ignored file each fail.
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkrepo() {  # mkrepo NAME FILE... : a repo with .gitignore "*.log" and FILEs added
+    local r="$tmp/$1"; shift
+    git init -q "$r" && echo '*.log' >"$r/.gitignore"
+    for f in "$@"; do mkdir -p "$r/$(dirname "$f")"; echo x >"$r/$f"; done
+    (cd "$r" && git add -f .gitignore "$@") || return 1
+    echo "$r"
+}
+for case in "0 clean src/main.rs" "1 target fuzz/target/release/x" "1 rlib lib/libfoo.rlib" "1 ignored out.log"; do
+    set -- $case
+    r=$(mkrepo "$2" "${@:3}") || { echo "FAIL check-tracked $2 (setup)"; bad=1; continue; }
+    "$here/../check-tracked.sh" "$r" >/dev/null; rc=$?
+    if [ $rc = "$1" ]; then echo "ok   check-tracked $2"; else echo "FAIL check-tracked $2 (exit $rc, want $1)"; bad=1; fi
 done
 exit $bad

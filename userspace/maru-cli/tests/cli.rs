@@ -306,3 +306,32 @@ fn missing_mount_is_an_error() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).starts_with("maru: "), "{}", stderr(&o));
 }
+
+/// Every tool message names each cause once and in words: no repeated OS
+/// error, no Rust type or variant names.
+#[test]
+fn error_messages_name_the_cause_once() {
+    let t = tempfile::tempdir().unwrap();
+    let nowhere = t.path().join("nonexistent");
+    for args in [&["ls"][..], &["df"], &["get", "a/k"], &["put", "a/k", "-"]] {
+        let o = maru(&nowhere, args);
+        assert_eq!(code(&o), 1, "{args:?}");
+        let e = stderr(&o);
+        assert_eq!(
+            e.matches("No such file or directory").count(),
+            1,
+            "{args:?}: the cause must appear once: {e}"
+        );
+        assert!(!e.contains("os error 2): No such"), "{args:?}: {e}");
+        assert!(!e.contains("Io {") && !e.contains("Os {"), "{args:?}: {e}");
+    }
+    // The --mount spelling the issue was reported with.
+    let o = maru(t.path(), &["--mount", nowhere.to_str().unwrap(), "ls"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o).matches("No such file or directory").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+}

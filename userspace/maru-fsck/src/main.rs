@@ -35,7 +35,7 @@ struct Cli {
 }
 
 fn check<M: Media>(m: &M, repair: bool) -> Result<(Summary, Vec<Finding>), String> {
-    let info = mount_check(m).map_err(|e| format!("cannot use the superblock: {e:?}"))?;
+    let info = mount_check(m).map_err(|e| format!("cannot use the superblock: {e}"))?;
     let mut scratch = vec![0u8; fsck::scratch_len(&info.sb.geo)];
     let mut v = vec![];
     let s = fsck::run(
@@ -47,12 +47,12 @@ fn check<M: Media>(m: &M, repair: bool) -> Result<(Summary, Vec<Finding>), Strin
         &mut scratch,
         &mut |f: &Finding| v.push(*f),
     )
-    .map_err(|e| format!("fsck failed: {e:?}"))?;
+    .map_err(|e| format!("fsck failed: {e}"))?;
     Ok((s, v))
 }
 
 fn finding_json(f: &Finding) -> serde_json::Value {
-    json!({ "kind": format!("{:?}", f.kind), "a": f.a, "b": f.b })
+    json!({ "kind": f.kind.name(), "a": f.a, "b": f.b, "message": f.to_string() })
 }
 
 fn main() -> ExitCode {
@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         );
         if cli.verbose || findings.len() <= 20 {
             for f in &findings {
-                println!("  {:?} {} {}", f.kind, f.a, f.b);
+                println!("  {f}");
             }
         }
         match code {

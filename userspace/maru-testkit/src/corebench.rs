@@ -19,11 +19,11 @@ pub fn core_bench(dev: &Path, iters: usize, clflush: bool) -> Result<()> {
         0,
         Tunables::for_lease(10_000_000_000),
     )
-    .map_err(|e| anyhow::anyhow!("open: {e:?}"))?;
-    fs.join().map_err(|e| anyhow::anyhow!("join: {e:?}"))?;
+    .map_err(|e| anyhow::anyhow!("open: {e}"))?;
+    fs.join().map_err(|e| anyhow::anyhow!("join: {e}"))?;
     let d = fs
         .mkdir(b"corebench", 0, 0, 0o755)
-        .map_err(|e| anyhow::anyhow!("mkdir: {e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("mkdir: {e}"))?;
     let mut t: [Vec<f64>; 6] = Default::default();
     for i in 0..iters {
         let name = format!("k{i}");
@@ -35,18 +35,17 @@ pub fn core_bench(dev: &Path, iters: usize, clflush: bool) -> Result<()> {
         };
         let h = fs
             .create(d, n, 0, 0, 0o644)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(0, &mut t);
-        fs.set_size(&h, UNIT)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fs.set_size(&h, UNIT).map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(1, &mut t);
-        fs.publish(&h, None).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fs.publish(&h, None).map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(2, &mut t);
-        fs.lookup(d, n).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fs.lookup(d, n).map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(3, &mut t);
-        fs.unlink(d, n).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fs.unlink(d, n).map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(4, &mut t);
-        fs.drain_orphans().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fs.drain_orphans().map_err(|e| anyhow::anyhow!("{e}"))?;
         mark(5, &mut t);
     }
     for (name, v) in ["create", "set_size", "publish", "lookup", "unlink", "drain"]
@@ -56,6 +55,6 @@ pub fn core_bench(dev: &Path, iters: usize, clflush: bool) -> Result<()> {
         v.sort_by(f64::total_cmp);
         println!("core-bench {name:9} p50 {:8.1} µs", v[v.len() / 2]);
     }
-    fs.leave().map_err(|e| anyhow::anyhow!("leave: {e:?}"))?;
+    fs.leave().map_err(|e| anyhow::anyhow!("leave: {e}"))?;
     Ok(())
 }

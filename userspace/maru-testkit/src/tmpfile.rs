@@ -123,7 +123,7 @@ fn free_blocks(dir: &Path) -> Result<u64> {
         if libc::statvfs(d.as_ptr(), &mut s) != 0 {
             bail!("statvfs: {}", IoError::last_os_error());
         }
-        Ok(s.f_bfree as u64 * s.f_frsize as u64)
+        Ok(s.f_bfree * s.f_frsize)
     }
 }
 

@@ -43,24 +43,35 @@ pub enum Error {
     #[error("key {0:?}: could not discard the unpublished key")]
     DiscardFailed(String),
     /// Any other system error, with the operation and name it concerned.
-    #[error("{op} {name:?}: {source}")]
+    ///
+    /// The message names the cause itself, so the cause is not also this
+    /// error's `source()` (a printed chain would repeat it); [`Error::errno`]
+    /// and [`Error::io_error`] give it to code.
+    #[error("{op} {name:?}: {err}")]
     Io {
         /// The operation (`open`, `mmap`, `unlink`...).
         op: &'static str,
         /// The key, application or path concerned.
         name: String,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        err: io::Error,
     },
 }
 
 impl Error {
-    pub(crate) fn io(op: &'static str, name: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(op: &'static str, name: impl Into<String>, err: io::Error) -> Self {
         Error::Io {
             op,
             name: name.into(),
-            source,
+            err,
+        }
+    }
+
+    /// The system error behind this error, if it came from a system call.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io { err, .. } => Some(err),
+            _ => None,
         }
     }
 
@@ -68,7 +79,7 @@ impl Error {
     /// natural errno of the condition: `EEXIST`, `ENOENT`, `ENOSPC`).
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Io { source, .. } => source.raw_os_error(),
+            Error::Io { err, .. } => err.raw_os_error(),
             Error::Exists(_) => Some(libc::EEXIST),
             Error::NotFound(_) | Error::NoApp(_) => Some(libc::ENOENT),
             Error::NoSpace { .. } => Some(libc::ENOSPC),

@@ -42,6 +42,24 @@ pub enum LookupMode {
     Fallback,
 }
 
+impl LookupMode {
+    /// A short lower-case name for messages and `--json` (`unknown`, `ioctl`,
+    /// `fallback`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LookupMode::Unknown => "unknown",
+            LookupMode::Ioctl => "ioctl",
+            LookupMode::Fallback => "fallback",
+        }
+    }
+}
+
+impl std::fmt::Display for LookupMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 // 0: not decided yet.
 const IOCTL: u8 = 1;
 const FALLBACK: u8 = 2;

@@ -85,5 +85,55 @@ impl Error {
     }
 }
 
+/// A sentence for people: what went wrong and, where there is one, what to do.
+/// The tools print it; the kernel maps the error to its errno and logs its own.
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::NotFormatted => f.write_str(
+                "not a marufs pool (no marufs superblock, neither the primary nor the backup): run mkfs.marufs to format it",
+            ),
+            Error::BadVersion(v) => write!(
+                f,
+                "on-media format version {v} is not supported by this version of marufs"
+            ),
+            Error::IncompatibleFeatures(bits) => write!(
+                f,
+                "the pool uses features this version of marufs does not know (incompatible feature bits {bits:#x}); upgrade marufs"
+            ),
+            Error::TooSmall => f.write_str(
+                "the device is too small for a marufs pool, or smaller than the pool its superblock describes (wrong device or region?)",
+            ),
+            Error::Corrupt => f.write_str(
+                "metadata failed validation (checksum or structure); run maru-fsck",
+            ),
+            Error::NotFound => f.write_str("no such directory or key"),
+            Error::Exists => f.write_str("the name already exists (or is being created)"),
+            Error::NameTooLong => f.write_str("name longer than 255 bytes"),
+            Error::InvalidName => f.write_str(
+                "invalid name (empty, \".\" or \"..\", or containing \"/\" or NUL)",
+            ),
+            Error::InvalidArgument => f.write_str("invalid argument (out of range)"),
+            Error::NoSpace => f.write_str("no free space in the pool"),
+            Error::NoEntries => f.write_str("no free key entry or directory slot in the pool"),
+            Error::TooLarge => f.write_str("the key is too large for its extent list"),
+            Error::NotEmpty => f.write_str("directory not empty"),
+            Error::NotPermitted => f.write_str(
+                "not permitted: the key is published (immutable) or not in the state this needs",
+            ),
+            Error::Stale => f.write_str("the key changed (unlinked or recreated) since it was opened"),
+            Error::Fenced => f.write_str(
+                "this host lost its lease or was fenced by the other hosts: mount again to rejoin",
+            ),
+            Error::NotJoined => f.write_str("this host has not joined the pool"),
+            Error::Busy => f.write_str("too many keys being created at once by this host"),
+            Error::Again => f.write_str(
+                "a record stayed inconsistent through every retry: another host is changing it, or a dead host tore it and recovery is pending; try again",
+            ),
+            Error::Media(m) => write!(f, "{m}"),
+        }
+    }
+}
+
 /// Result alias.
 pub type Result<T> = core::result::Result<T, Error>;

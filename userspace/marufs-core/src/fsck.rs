@@ -106,6 +106,110 @@ pub struct Finding {
     pub b: u64,
 }
 
+impl Kind {
+    /// A stable identifier for scripts (`--json`): the variant's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::PrimarySuperblock => "PrimarySuperblock",
+            Kind::BackupSuperblock => "BackupSuperblock",
+            Kind::HostSlotCorrupt => "HostSlotCorrupt",
+            Kind::HostActive => "HostActive",
+            Kind::LockWords => "LockWords",
+            Kind::HoldsLeft => "HoldsLeft",
+            Kind::CreatingSetLeft => "CreatingSetLeft",
+            Kind::JournalPending => "JournalPending",
+            Kind::PendingRecovery => "PendingRecovery",
+            Kind::NsHdr => "NsHdr",
+            Kind::FreeList => "FreeList",
+            Kind::FreeCount => "FreeCount",
+            Kind::OrphanList => "OrphanList",
+            Kind::OrphanCount => "OrphanCount",
+            Kind::EntryCorrupt => "EntryCorrupt",
+            Kind::FreeNotListed => "FreeNotListed",
+            Kind::OrphanNotListed => "OrphanNotListed",
+            Kind::Creating => "Creating",
+            Kind::BadDir => "BadDir",
+            Kind::BadExtent => "BadExtent",
+            Kind::SizeMismatch => "SizeMismatch",
+            Kind::DoubleAlloc => "DoubleAlloc",
+            Kind::IndexBad => "IndexBad",
+            Kind::IndexDup => "IndexDup",
+            Kind::IndexMissing => "IndexMissing",
+            Kind::DirIndexMissing => "DirIndexMissing",
+            Kind::DirCorrupt => "DirCorrupt",
+            Kind::DirCount => "DirCount",
+            Kind::DirsUsed => "DirsUsed",
+            Kind::ChunkOwner => "ChunkOwner",
+            Kind::Leak => "Leak",
+            Kind::Unallocated => "Unallocated",
+            Kind::ChunkCount => "ChunkCount",
+        }
+    }
+}
+
+/// A sentence naming the problem and the slot, entry, unit or host it concerns.
+impl core::fmt::Display for Finding {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (a, b) = (self.a, self.b);
+        match self.kind {
+            Kind::PrimarySuperblock => f.write_str("primary superblock bad; the backup was used"),
+            Kind::BackupSuperblock => f.write_str("backup superblock bad"),
+            Kind::HostSlotCorrupt => write!(f, "host slot {a}: identity checksum bad"),
+            Kind::HostActive => write!(
+                f,
+                "host slot {a}: still marked active (a dead host's leftover)"
+            ),
+            Kind::LockWords => write!(
+                f,
+                "host slot {a}: lock words set on a host that is not active"
+            ),
+            Kind::HoldsLeft => write!(f, "host slot {a}: holds left by a host that is not active"),
+            Kind::CreatingSetLeft => write!(
+                f,
+                "host slot {a}: creating-set slots left by a host that is not active"
+            ),
+            Kind::JournalPending => write!(f, "host slot {a}: journal record {b} not applied"),
+            Kind::PendingRecovery => write!(f, "fenced hosts not fully recovered (mask {a:#x})"),
+            Kind::NsHdr => f.write_str("namespace header inconsistent"),
+            Kind::FreeList => write!(f, "free list broken at entry {a}"),
+            Kind::FreeCount => write!(f, "free list holds {a} entries, the header records {b}"),
+            Kind::OrphanList => write!(f, "host slot {a}: orphan queue broken at entry {b}"),
+            Kind::OrphanCount => write!(f, "host slot {a}: orphan count wrong"),
+            Kind::EntryCorrupt => write!(f, "entry {a}: checksum or fields bad (torn or corrupt)"),
+            Kind::FreeNotListed => write!(f, "entry {a}: free but not on the free list"),
+            Kind::OrphanNotListed => write!(f, "entry {a}: unlinked but on no orphan queue"),
+            Kind::Creating => write!(
+                f,
+                "entry {a}: being created by host slot {b}, which is not active"
+            ),
+            Kind::BadDir => write!(
+                f,
+                "entry {a}: refers to directory {b}, which does not exist"
+            ),
+            Kind::BadExtent => write!(
+                f,
+                "entry {a}: an extent lies outside the data area or across chunks"
+            ),
+            Kind::SizeMismatch => write!(f, "entry {a}: size larger than its allocated units"),
+            Kind::DoubleAlloc => write!(f, "unit {a}: referenced twice (again by entry {b})"),
+            Kind::IndexBad => write!(f, "index slot {a}: invalid"),
+            Kind::IndexDup => write!(
+                f,
+                "index slot {a}: refers to entry {b}, which another slot refers to"
+            ),
+            Kind::IndexMissing => write!(f, "entry {a}: live but not in the index"),
+            Kind::DirIndexMissing => write!(f, "directory {a}: not in the index"),
+            Kind::DirCorrupt => write!(f, "directory {a}: record corrupt"),
+            Kind::DirCount => write!(f, "directory {a}: counters wrong"),
+            Kind::DirsUsed => f.write_str("count of directories in use wrong"),
+            Kind::ChunkOwner => write!(f, "chunk {a}: owner invalid"),
+            Kind::Leak => write!(f, "unit {a}: allocated but referenced by no key (leaked)"),
+            Kind::Unallocated => write!(f, "unit {a}: referenced but not allocated"),
+            Kind::ChunkCount => write!(f, "host slot {a}: count of chunks owned wrong"),
+        }
+    }
+}
+
 /// Totals of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Summary {

@@ -16,6 +16,16 @@ pub enum MediaError {
     Io,
 }
 
+impl core::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MediaError::OutOfBounds => "access beyond the end of the device",
+            MediaError::Crashed => "the host crashed (simulated)",
+            MediaError::Io => "I/O error on the device",
+        })
+    }
+}
+
 /// Byte-addressed access to the shared pool.
 pub trait Media {
     /// Size of the pool in bytes.

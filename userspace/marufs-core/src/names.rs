@@ -427,7 +427,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for i in 0..4096u32 {
             let n = std::format!("vllm@llama@0@{i:016x}");
-            seen.insert(table_hash(3, n.as_bytes()) >> 32 & 1023);
+            seen.insert((table_hash(3, n.as_bytes()) >> 32) & 1023);
         }
         // 4096 names over 1024 buckets: nearly all buckets used.
         assert!(seen.len() > 950, "{}", seen.len());
@@ -437,7 +437,7 @@ mod tests {
         let mut per = std::collections::HashMap::new();
         for i in 0..512u32 {
             let n = std::format!("key-{i:03}");
-            *per.entry(table_hash(7, n.as_bytes()) >> 32 & 1023)
+            *per.entry((table_hash(7, n.as_bytes()) >> 32) & 1023)
                 .or_insert(0) += 1;
         }
         assert!(per.len() > 350, "{} buckets", per.len());

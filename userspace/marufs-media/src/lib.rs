@@ -294,7 +294,12 @@ impl Env for StdEnv {
 /// Formats a pool UUID as the tools print and accept it (8-4-4-4-12, lower
 /// case hex).
 pub fn uuid_str(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    use std::fmt::Write as _;
+    let mut h = String::with_capacity(32);
+    for b in u {
+        // Writing to a String cannot fail.
+        let _ = write!(h, "{b:02x}");
+    }
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

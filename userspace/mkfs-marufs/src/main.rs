@@ -82,7 +82,7 @@ const SIGNATURES: &[(u64, &[u8], &str)] = &[
 fn existing(m: &MapMedia) -> Result<Option<String>> {
     for off in [0, SB_BACKUP_OFF] {
         let mut b = [0u8; 8];
-        m.load(off, &mut b).map_err(|e| anyhow!("read: {e:?}"))?;
+        m.load(off, &mut b).map_err(|e| anyhow!("read: {e}"))?;
         if Superblock::has_magic(&b) {
             return Ok(Some("marufs".into()));
         }
@@ -172,7 +172,7 @@ fn run(cli: &Cli) -> Result<()> {
         now,
     };
     format(&m, &opts, &mut progress)
-        .map_err(|e| anyhow!("format failed: {e:?} (errno {})", e.errno()))?;
+        .map_err(|e| anyhow!("format failed: {e} (errno {})", e.errno()))?;
     if m.kind() == Kind::File {
         m.sync().context("msync")?;
     }

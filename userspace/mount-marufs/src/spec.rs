@@ -174,7 +174,7 @@ impl fmt::Display for DevError {
             ),
             DevError::Read(p, e) => write!(
                 f,
-                "{}: cannot read the superblock: {e:?} (errno {})",
+                "{}: cannot read the superblock: {e} (errno {})",
                 p.display(),
                 e.errno()
             ),

@@ -82,7 +82,7 @@ struct Args {
 }
 
 fn byte(seed: usize, i: usize) -> u8 {
-    let mut x = (seed as u64) << 32 ^ (i as u64 / 8);
+    let mut x = ((seed as u64) << 32) ^ (i as u64 / 8);
     x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 29;
     (x >> ((i % 8) * 8)) as u8
@@ -180,10 +180,10 @@ fn run(a: &Args) -> Result<()> {
     if a.expect_ioctl {
         ensure!(
             mode == LookupMode::Ioctl,
-            "lookup mode {mode:?}, expected the ioctl"
+            "lookup mode {mode}, expected the ioctl"
         );
     }
-    step(&format!("batch_exists ({mode:?})"), t);
+    step(&format!("batch_exists ({mode})"), t);
 
     // 4. Batched zero-copy retrieval, then cache reuse.
     let t = Instant::now();
@@ -346,7 +346,7 @@ fn run(a: &Args) -> Result<()> {
             json!({
                 "ok": true,
                 "marufs": marufs,
-                "lookup_mode": format!("{:?}", store.lookup_mode()).to_lowercase(),
+                "lookup_mode": store.lookup_mode().name(),
                 "keys": a.keys,
                 "size": a.size,
                 "mmaps": c.mmaps,

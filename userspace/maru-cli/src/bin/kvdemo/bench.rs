@@ -215,7 +215,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         us(created) / 1e3,
         us(created) / a.keys as f64
     );
-    println!("kvbench: batched lookups: {mode:?}; accelerator: {accel}");
+    println!("kvbench: batched lookups: {mode}; accelerator: {accel}");
     if let Some(only) = &a.only {
         let secs: f64 = only[1].parse().context("--only OP SECONDS")?;
         let t = Instant::now();
@@ -445,7 +445,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         n = a.keys
     );
     if mode != LookupMode::Ioctl {
-        println!("kvbench: note: batched lookups are {mode:?} (no marufs ioctl): batches are one fstatat per key");
+        println!("kvbench: note: batched lookups are {mode} (no marufs ioctl): batches are one fstatat per key");
     }
     let c = store.counters();
     println!(
@@ -465,7 +465,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
                 "keys": a.keys,
                 "size": a.size,
                 "marufs": marufs,
-                "lookup_mode": format!("{mode:?}").to_lowercase(),
+                "lookup_mode": mode.name(),
                 "accelerator": accel,
                 "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
                 "single_exists_total_us": percentile(&singles, 0.5),

@@ -97,7 +97,7 @@ pub fn fill(buf: &mut [u8], seed: u64, key: u64) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     for (b, block) in buf.chunks_mut(BLOCK).enumerate() {
         block.copy_from_slice(&template[..block.len()]);
-        let head = word(seed, key, (b as u64) << 32 | 1 << 31).to_le_bytes();
+        let head = word(seed, key, ((b as u64) << 32) | (1 << 31)).to_le_bytes();
         let n = block.len().min(8);
         block[..n].copy_from_slice(&head[..n]);
         crc.update(block);
@@ -339,7 +339,7 @@ pub fn fetch_set(a: &FetchSetArgs) -> Result<()> {
         bail!("batch_exists: {} missing", names[i]);
     }
     println!(
-        "fetch-set: batch_exists of {} names: all present ({:.1} us, {:.2} us/key, lookup mode {:?})",
+        "fetch-set: batch_exists of {} names: all present ({:.1} us, {:.2} us/key, lookup mode {})",
         names.len(),
         us(el),
         us(el) / names.len() as f64,
