@@ -135,9 +135,45 @@ impl MountData {
     }
 }
 
-/// Converts a core error to a kernel error.
+/// Converts a core error to a kernel error. Metadata that failed validation
+/// (`EUCLEAN`) is also said in dmesg, at most once a second.
 fn kerr(e: CoreError) -> Error {
+    if e == CoreError::Corrupt {
+        say_corrupt(None);
+    }
     Error::from_errno(-e.errno())
+}
+
+/// Last time (ns) a corruption was said in dmesg.
+static CORRUPT_SAID: AtomicU64 = AtomicU64::new(0);
+
+fn say_corrupt(entry: Option<u32>) {
+    let now = crate::vfs::sys::ktime_ns();
+    let last = CORRUPT_SAID.load(Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) < 1_000_000_000 {
+        return;
+    }
+    if CORRUPT_SAID
+        .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    match entry {
+        Some(e) => pr_err!(
+            "key entry {}: its extents lie outside the data area or across chunks: refused (EUCLEAN); run maru-fsck\n",
+            e
+        ),
+        None => pr_err!(
+            "metadata failed validation (checksum or structure, e.g. a key's extents outside the data area): refused (EUCLEAN); run maru-fsck\n"
+        ),
+    }
+}
+
+/// A key's record that passed its checksum but not `locate`: `EUCLEAN`.
+fn corrupt_entry(entry: u32) -> Error {
+    say_corrupt(Some(entry));
+    Error::from_errno(-CoreError::Corrupt.errno())
 }
 
 fn source_str(s: Option<&CStr>) -> &str {
@@ -861,20 +897,15 @@ impl Keys for Marufs {
         if pos >= rec.size {
             return Ok(None);
         }
-        let mut file_off = 0u64;
-        for e in rec.extents.iter().take(rec.nextents as usize) {
-            let len = u64::from(e.count) * UNIT;
-            if pos < file_off + len {
-                let within = pos - file_off;
-                let end = core::cmp::min(file_off + len, rec.size);
-                return Ok(Some(Segment {
-                    dev_off: d.data_off + u64::from(e.start) * UNIT + within,
-                    len: end - pos,
-                }));
-            }
-            file_off += len;
+        // The core only hands out records whose extents lie in the data
+        // area (`EntryRec::extents_valid`); `locate` checks it again.
+        match rec.locate(&d.geo, pos) {
+            Some(l) => Ok(Some(Segment {
+                dev_off: l.off,
+                len: l.len,
+            })),
+            None => Err(corrupt_entry(k.entry)),
         }
-        Err(EIO)
     }
 
     fn discard(_d: &MountData, k: &KeyState, f: &OpenKey) -> Result {
@@ -989,8 +1020,8 @@ impl Faults for Marufs {
         k.creating.load(Ordering::Acquire)
     }
 
-    fn phys(d: &MountData, off: u64) -> u64 {
-        d.phys + off
+    fn device(d: &MountData) -> (u64, u64) {
+        (d.phys, d.map.size())
     }
 }
 

@@ -298,14 +298,33 @@ void marufs_shim_fault_info(struct vm_fault *vmf, unsigned int order,
 	out->pos = (u64)linear_page_index(vmf->vma, addr) << PAGE_SHIFT;
 }
 
-/* Maps device memory at phys: a PMD of the 2 MiB folio, or one page. */
+/*
+ * Maps device memory at phys: a PMD of the 2 MiB folio, or one page. The
+ * caller bounded phys by the device's range; this checks the page itself:
+ * a valid pfn of ZONE_DEVICE memory (never ordinary RAM), and for a PMD the
+ * head of a folio of exactly PMD order at an aligned pfn (a device-dax
+ * instance aligned to 4 KiB has order-0 folios: the fault falls back to
+ * pages instead of tripping vmf_insert_folio_pmd's WARN).
+ */
 unsigned int marufs_shim_insert(struct vm_fault *vmf, u64 phys,
 				unsigned int order, bool write)
 {
-	struct page *page = pfn_to_page(PHYS_PFN(phys));
+	unsigned long pfn = PHYS_PFN(phys);
+	struct folio *folio;
+	struct page *page;
 
-	if (order == PMD_ORDER)
-		return vmf_insert_folio_pmd(vmf, page_folio(page), write);
+	if (!pfn_valid(pfn))
+		return VM_FAULT_SIGBUS;
+	page = pfn_to_page(pfn);
+	if (!is_zone_device_page(page))
+		return VM_FAULT_SIGBUS;
+	folio = page_folio(page);
+	if (order == PMD_ORDER) {
+		if (!IS_ALIGNED(pfn, 1UL << PMD_ORDER) ||
+		    folio_order(folio) != PMD_ORDER || &folio->page != page)
+			return VM_FAULT_FALLBACK;
+		return vmf_insert_folio_pmd(vmf, folio, write);
+	}
 	return vmf_insert_page_mkwrite(vmf, page, write);
 }
 

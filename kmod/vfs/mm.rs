@@ -33,8 +33,9 @@ pub trait Faults: Keys {
     /// Whether a write may make a read-only-mapped page of the key writable
     /// (`page_mkwrite`: the key is still unpublished).
     fn mkwrite(d: &Self::Data, k: &Self::KeyState) -> bool;
-    /// Physical address of device offset `off`.
-    fn phys(d: &Self::Data, off: u64) -> u64;
+    /// The device: physical address of its offset 0, and its size in bytes.
+    /// Every fault is bounded by it here, whatever `plan` returned.
+    fn device(d: &Self::Data) -> (u64, u64);
 }
 
 pub(crate) static VM_OPS: Table<bindings::vm_operations_struct> = Table({
@@ -104,9 +105,19 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
     unsafe { shim::marufs_shim_invalidate_lock_shared(inode) };
     let r = match Fs::plan(d, k, fi.pos, order, fi.write) {
         FaultPlan::Map(off) => {
-            // SAFETY: `vmf` is live; the planned range is the key's own
-            // device memory, held by the open file for the VMA's lifetime.
-            unsafe { shim::marufs_shim_insert(vmf, Fs::phys(d, off), order, fi.write) }
+            let (base, size) = Fs::device(d);
+            let len = 4096u64 << order;
+            if off.checked_add(len).is_none_or(|end| end > size) || off % len != 0 {
+                // A plan outside the device (or misaligned for its size) is
+                // a filesystem bug or corrupt metadata: never map it.
+                SIGBUS
+            } else {
+                // SAFETY: `vmf` is live; `base + off .. + len` lies inside
+                // the device (checked just above), the key's own memory as
+                // planned, held by the open file for the VMA's lifetime; the
+                // shim checks the pfn is device memory of the right order.
+                unsafe { shim::marufs_shim_insert(vmf, base + off, order, fi.write) }
+            }
         }
         FaultPlan::Fallback => FALLBACK,
         FaultPlan::SigBus => SIGBUS,

@@ -188,6 +188,23 @@ enum Cmd {
         /// A key in it.
         key: String,
     },
+    /// Rewrite a key's entry record with a forged extent or size and a
+    /// recomputed checksum (what a buggy or hostile peer kernel could write):
+    /// CASE is past-end (an extent ending past the data area), u32-max (an
+    /// extent starting at unit 2^32-1), across-chunk (one crossing a chunk
+    /// boundary), huge-count (count 2^32-1), or big-size (a size beyond the
+    /// units).
+    EntryForge {
+        /// DAX character device or image.
+        dev: String,
+        /// The key (on a marufs mount): its entry is its inode number's low
+        /// 32 bits.
+        #[arg(long)]
+        key: String,
+        /// What to forge.
+        #[arg(long)]
+        case: String,
+    },
     /// Wait for the marker, then verify the pattern byte for byte.
     DaxVerify {
         #[command(flatten)]
@@ -544,6 +561,13 @@ fn main() -> Result<()> {
             iters,
             clflush,
         } => corebench::core_bench(std::path::Path::new(&dev), iters, clflush)?,
+        Cmd::EntryForge { dev, key, case } => {
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata(&key)
+                .with_context(|| format!("stat {key}"))?
+                .ino();
+            corebench::entry_forge(std::path::Path::new(&dev), ino as u32, &case)?
+        }
         Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
         Cmd::Lookup { dir, names, exists } => {
             tmpfile::lookup(std::path::Path::new(&dir), &names, exists)?

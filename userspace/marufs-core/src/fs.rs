@@ -411,7 +411,15 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut b = [0u8; ENTRY_SIZE];
         self.m.invalidate(off, ENTRY_SIZE as u64)?;
         self.m.load(off, &mut b)?;
-        Ok(out.decode_from(&b))
+        if !out.decode_from(&b) {
+            return Ok(false);
+        }
+        // Checksummed but pointing outside the data area, across chunks, or
+        // smaller than its size: not torn (no retry), never to be used.
+        if !out.extents_valid(&self.geo) {
+            return Err(Error::Corrupt);
+        }
+        Ok(true)
     }
     /// Reads entry `e` into `out`, retrying while its checksum fails (a writer
     /// mid-update); `EAGAIN` after the bound.

@@ -11,7 +11,7 @@ use super::layout::{
     dir_state, entry_state, hash_tag, host_state, name_hash, slot_pack, slot_state, slot_unpack,
     ChunkRec, DirRec, EntryRec, Geometry, HostIdent, Name, NsHdr, RegRec, Superblock,
     CREATING_SLOTS, DIR_SIZE, ENTRY_SIZE, NIL, NSHDR_SIZE, REG_SIZE, ROOT_DIR, SB_BACKUP_OFF,
-    SB_SIZE, UNIT,
+    SB_SIZE,
 };
 use super::media::Media;
 
@@ -314,20 +314,6 @@ fn st<M: Media>(m: &M, off: u64, b: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn extents_ok(g: &Geometry, e: &EntryRec) -> bool {
-    if e.nextents as usize > e.extents.len() {
-        return false;
-    }
-    let units = e.units();
-    if e.size > units.saturating_mul(UNIT) {
-        return false;
-    }
-    e.used_extents().iter().all(|x| {
-        let end = u64::from(x.start) + u64::from(x.count);
-        x.count > 0 && end <= g.data_units && g.chunk_of(x.start) == g.chunk_of((end - 1) as u32)
-    })
-}
-
 /// True when every slot from the probe start of `h` up to `i` is non-empty.
 fn reachable<M: Media>(m: &M, g: &Geometry, h: u64, i: u64) -> Result<bool> {
     let mask = g.index_slots - 1;
@@ -525,7 +511,7 @@ pub fn run<M: Media>(
                 }
             }
         }
-        if !extents_ok(&g, &e) {
+        if !e.extents_valid(&g) {
             problem(Kind::BadExtent, u64::from(i), 0, &mut sum);
             continue;
         }
@@ -765,7 +751,7 @@ fn rebuild<M: Media>(
         if e.state != entry_state::PUBLISHED
             || e.dir >= g.dir_count
             || e.name.len == 0
-            || !extents_ok(&g, &e)
+            || !e.extents_valid(&g)
         {
             continue;
         }

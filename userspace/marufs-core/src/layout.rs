@@ -992,6 +992,61 @@ impl EntryRec {
     pub fn used_extents(&self) -> &[Extent] {
         self.extents.get(..self.nextents as usize).unwrap_or(&[])
     }
+    /// Whether the extents may be trusted with `g`: each is non-empty, lies
+    /// inside the data area and inside one chunk, and the size fits in the
+    /// units they hold (unless the record is free). A record whose checksum
+    /// matches can still fail this (a
+    /// bug, a torn write the CRC did not catch, a hostile peer); nothing may
+    /// be mapped, read, freed or zeroed through its extents then.
+    pub fn extents_valid(&self, g: &Geometry) -> bool {
+        if self.nextents as usize > self.extents.len() {
+            return false;
+        }
+        // A freed record keeps its last size (and no extents): nothing is
+        // ever located through it.
+        if self.state != entry_state::FREE && self.size > self.units().saturating_mul(UNIT) {
+            return false;
+        }
+        self.used_extents().iter().all(|x| {
+            let end = u64::from(x.start) + u64::from(x.count);
+            x.count > 0
+                && end <= g.data_units
+                && g.chunk_of(x.start) == g.chunk_of((end - 1) as u32)
+        })
+    }
+    /// Where byte `pos` of the key lies: its pool offset and how many bytes
+    /// from there are the key's, contiguously (to the end of the extent or of
+    /// the key). `None` at or past the end, or when the extents are not
+    /// [valid](EntryRec::extents_valid) for `g`: every offset returned lies in
+    /// the data area, inside one of the key's own units.
+    pub fn locate(&self, g: &Geometry, pos: u64) -> Option<Located> {
+        if pos >= self.size || self.state == entry_state::FREE || !self.extents_valid(g) {
+            return None;
+        }
+        let mut file_off = 0u64;
+        for x in self.used_extents() {
+            let len = u64::from(x.count) * UNIT;
+            if pos < file_off + len {
+                let within = pos - file_off;
+                let end = core::cmp::min(file_off + len, self.size);
+                return Some(Located {
+                    off: g.unit(u64::from(x.start)) + within,
+                    len: end - pos,
+                });
+            }
+            file_off += len;
+        }
+        None
+    }
+}
+
+/// A position of a key in the pool (see [`EntryRec::locate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// Pool offset of the byte.
+    pub off: u64,
+    /// Bytes of the key from there on, contiguous in the pool (> 0).
+    pub len: u64,
 }
 
 /// Index slot states (top two bits).

@@ -17,6 +17,7 @@
     clippy::collapsible_if
 )]
 
+pub mod extents;
 pub mod mem;
 
 use std::collections::BTreeMap;
