@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod coherence;
 pub mod crc;
 pub mod error;
 pub mod format;

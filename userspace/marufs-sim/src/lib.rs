@@ -23,6 +23,7 @@ pub mod mem;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use marufs_core::coherence::{KeyWrites, Seen, UnitTracker};
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{Fs, Handle, Tunables};
 use marufs_core::fsck;
@@ -63,6 +64,12 @@ pub enum FaultKind {
     /// Drop the invalidate before each read of a directory's change counter
     /// (name caches trust a stale counter).
     DropDirChangesInvalidate,
+    /// The creator skips the data write-back the coherence policy asks for
+    /// before publish and abort (its stores stay in its cache).
+    SkipDataWriteBack,
+    /// Readers skip the data invalidations the coherence policy asks for
+    /// (a reused unit's stale lines are read).
+    SkipDataInvalidate,
 }
 
 type HostFs = Fs<SimMedia, SimMedia>;
@@ -174,13 +181,28 @@ struct HostSlot {
     fs: Option<HostFs>,
     down: bool,
     holds: Vec<Held>,
-    cache: NameCache,
+    cache: HostDram,
 }
 
 /// A host's DRAM name cache, as a kernel keeps one (the dcache): lookup
 /// results tagged with the directory's change counter read before the
 /// lookup, trusted while the counter still reads the same. Lost with the host.
 type NameCache = BTreeMap<(u32, u32), (u64, Option<(u32, u64, Vec<Extent>)>)>;
+
+/// What a host keeps in DRAM and loses when it crashes: its name cache and
+/// its data-plane tracker (`marufs_core::coherence::UnitTracker` slots).
+#[derive(Default)]
+struct HostDram {
+    names: NameCache,
+    seen: Vec<Seen>,
+}
+
+impl HostDram {
+    fn clear(&mut self) {
+        self.names.clear();
+        self.seen.clear();
+    }
+}
 
 /// Outcome of one seed.
 #[derive(Debug, Default)]
@@ -223,6 +245,73 @@ fn read_data_ok(
     true
 }
 
+/// A reader's check of a key's data under the coherence policy: before the
+/// first read of each unit for this key instance, the host's tracker decides
+/// whether to invalidate the unit (`skip`: the fault `SkipDataInvalidate`,
+/// which records without invalidating). A crash gives no verdict (true).
+#[allow(clippy::too_many_arguments)]
+fn read_data_tracked(
+    m: &dyn Media,
+    geo: &marufs_core::layout::Geometry,
+    k: u32,
+    entry: u32,
+    gen: u64,
+    ext: &[Extent],
+    seen: &mut Vec<Seen>,
+    skip: bool,
+) -> bool {
+    if seen.len() as u64 != geo.data_units {
+        seen.clear();
+        seen.resize(geo.data_units as usize, Seen::UNKNOWN);
+    }
+    let mut t = UnitTracker::resume(seen);
+    let mut i = 0u64;
+    for x in ext {
+        for u in 0..x.count as u64 {
+            let unit = x.start as u64 + u;
+            let off = geo.data_off + unit * UNIT;
+            let inv = t.before_read(unit, entry, gen, || {
+                if skip {
+                    Ok(())
+                } else {
+                    m.invalidate(off, UNIT)
+                }
+            });
+            let mut b = [0u8; 64];
+            if inv.is_err() || m.load(off, &mut b).is_err() {
+                return true;
+            }
+            if b != pattern(k, gen, i) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Writes back every unit of a creating key when the policy asks for it
+/// (before publish or abort), unless the fault `SkipDataWriteBack` is on.
+fn data_write_back(
+    fs: &HostFs,
+    h: &Handle,
+    writes: &KeyWrites,
+    fault: FaultKind,
+) -> Result<(), Error> {
+    if !writes.must_write_back() || fault == FaultKind::SkipDataWriteBack {
+        return Ok(());
+    }
+    let data_off = fs.geometry().data_off;
+    let e = fs.extents(h)?;
+    for x in e.used_extents() {
+        fs.media().flush(
+            data_off + u64::from(x.start) * UNIT,
+            u64::from(x.count) * UNIT,
+        )?;
+    }
+    Ok(())
+}
+
 fn is_crash(e: &Error) -> bool {
     matches!(e, Error::Media(MediaError::Crashed))
 }
@@ -231,10 +320,15 @@ fn run_op(
     fs: &mut HostFs,
     op: &Op,
     holds: &mut Vec<Held>,
-    cache: &mut NameCache,
+    cache: &mut HostDram,
     rng: &mut Rng,
+    fault: FaultKind,
 ) -> Res {
     let data_off = fs.geometry().data_off;
+    let data_units = fs.geometry().data_units as usize;
+    if cache.seen.len() != data_units {
+        cache.seen = vec![Seen::UNKNOWN; data_units];
+    }
     let r: Result<Res, Error> = (|| match op {
         Op::Restart => Ok(Res::Ok),
         Op::Heartbeat => fs.heartbeat().map(|_| Res::Ok),
@@ -245,6 +339,14 @@ fn run_op(
                 fs.create(*dir, &key_name(*k), 0, 0, 0o644)?
             };
             let size = units * UNIT - rng.below(UNIT / 2);
+            // Half the keys are written through a writable mapping (stores
+            // stay in this host's cache until written back), half through
+            // write() (a cache-bypassing copy: stored and flushed at once).
+            let mapped = rng.below(2) == 0;
+            let mut writes = KeyWrites::default();
+            if mapped {
+                writes.note_writable_mapping();
+            }
             let go = (|| {
                 // Units the host zeroed ahead (see the heartbeat loop) must
                 // still read as zero when set_size vouches for them.
@@ -263,12 +365,20 @@ fn run_op(
                 let mut i = 0u64;
                 for x in e.used_extents() {
                     for u in 0..x.count as u64 {
-                        let off = data_off + (x.start as u64 + u) * UNIT;
+                        let unit = x.start as u64 + u;
+                        let off = data_off + unit * UNIT;
                         fs.media().store(off, &pattern(*k, h.generation, i))?;
-                        fs.media().flush(off, 64)?;
+                        if !mapped {
+                            fs.media().flush(off, 64)?;
+                        }
+                        // The kernel zeroed the unit with non-temporal stores
+                        // for this key: the creator's cache has no other key's
+                        // line of it.
+                        UnitTracker::resume(&mut cache.seen).own(unit, h.entry, h.generation);
                         i += 1;
                     }
                 }
+                data_write_back(fs, &h, &writes, fault)?;
                 if *tmp {
                     fs.publish_as(&h, &key_name(*k), None)
                 } else {
@@ -282,7 +392,11 @@ fn run_op(
                 }),
                 Err(e) if is_crash(&e) => Err(e),
                 Err(e) => {
-                    let _ = fs.abort(&h);
+                    // Units given up: written back first, so no dirty line of
+                    // this key is evicted later onto their next owner.
+                    if data_write_back(fs, &h, &writes, fault).is_ok() {
+                        let _ = fs.abort(&h);
+                    }
                     Err(e)
                 }
             }
@@ -318,6 +432,7 @@ fn run_op(
             };
             let hit = tag.and_then(|t| {
                 cache
+                    .names
                     .get(&(*dir, *k))
                     .filter(|c| c.0 == t)
                     .map(|c| c.1.clone())
@@ -335,7 +450,7 @@ fn run_op(
                         Err(e) => return Err(e),
                     };
                     if let Some(t) = tag {
-                        cache.insert((*dir, *k), (t, v.clone()));
+                        cache.names.insert((*dir, *k), (t, v.clone()));
                     }
                     v
                 }
@@ -344,7 +459,16 @@ fn run_op(
                 Some((entry, gen, ext)) => Ok(Res::Found {
                     entry,
                     gen,
-                    data_ok: read_data_ok(fs.media(), data_off, *k, gen, &ext, true),
+                    data_ok: read_data_tracked(
+                        fs.media(),
+                        fs.geometry(),
+                        *k,
+                        entry,
+                        gen,
+                        &ext,
+                        &mut cache.seen,
+                        fault == FaultKind::SkipDataInvalidate,
+                    ),
                 }),
                 None => Ok(Res::NotFound),
             }
@@ -430,6 +554,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 drop_small_invalidate: (geo.dir(0), u64::from(geo.dir_count) * 512),
                 ..Faults::default()
             },
+            FaultKind::SkipDataWriteBack | FaultKind::SkipDataInvalidate => Faults::default(),
         };
         g.crash_ppm = 4000;
         if std::env::var("MARUFS_SIM_TRACE").is_ok() {
@@ -445,7 +570,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             fs: None,
             down: true,
             holds: vec![],
-            cache: NameCache::new(),
+            cache: HostDram::default(),
         })
         .collect();
     let mut model: BTreeMap<(u32, u32), KS> = BTreeMap::new();
@@ -540,6 +665,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 let mut cache = std::mem::take(&mut hosts[h].cache);
                 let sim2 = sim.clone();
                 let mut trng = Rng(rng.next());
+                let fault = cfg.faults;
                 handles.push(s.spawn(move || {
                     let mut fs_opt = fs_opt;
                     let mut res = vec![];
@@ -575,7 +701,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                             continue;
                         }
                         let Some(fs) = fs_opt.as_mut() else { break };
-                        let r = run_op(fs, &op, &mut holds, &mut cache, &mut trng);
+                        let r = run_op(fs, &op, &mut holds, &mut cache, &mut trng, fault);
                         if let Res::Held { entry, gen, ext, k } = &r {
                             holds.push(Held {
                                 entry: *entry,

@@ -94,6 +94,21 @@ fn catches_stale_name_cache() {
     println!("dropped change-counter invalidate detected at seed {s}");
 }
 
+/// The data-plane coherence policy (`marufs_core::coherence`) is what keeps
+/// key bytes right under non-coherent caches: without the creator's
+/// write-back, or without the readers' invalidations, readers see wrong bytes.
+#[test]
+fn catches_missing_data_write_back() {
+    let s = finds_bug(FaultKind::SkipDataWriteBack);
+    println!("skipped data write-back detected at seed {s}");
+}
+
+#[test]
+fn catches_missing_data_invalidate() {
+    let s = finds_bug(FaultKind::SkipDataInvalidate);
+    println!("skipped data invalidate detected at seed {s}");
+}
+
 /// Sweep that reports every failing seed instead of stopping at the first
 /// (`MARUFS_SIM_SWEEP=N cargo test -p marufs-sim --release --test sim sweep -- --nocapture`).
 #[test]
