@@ -3,6 +3,7 @@
 //! The marufs filesystem logic (safe Rust over [`crate::vfs`] and the core).
 
 use crate::marufs_core::{
+    coherence::{KeyWrites, Seen, UnitTracker},
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
     layout::{dir_state, entry_state, EntryRec, Geometry, UNIT},
     names::{Group, NameTable},
@@ -85,6 +86,7 @@ pub struct Options {
     gid: Option<u32>,
     mode: Option<u32>,
     lease_ms: Option<u32>,
+    coherent: bool,
 }
 
 type CoreFs = Fs<KMedia, KEnv>;
@@ -123,6 +125,14 @@ pub struct MountData {
     /// Batched lookups' answers (`marufs_core::names`), allocated by the
     /// first batched lookup: [`NAME_GROUPS`] groups of 4 slots, 1.06 MiB.
     names: Pin<KBox<Mutex<KVVec<Group>>>>,
+    /// `coherent` mount option: the hosts' caches are coherent (one host,
+    /// or hardware-coherent sharing): no data-plane cache maintenance.
+    coherent: bool,
+    /// The data-plane tracker's slots (`marufs_core::coherence`), one per
+    /// data unit (16 bytes each): which key's bytes this host's cache may
+    /// hold of it. Held across an invalidation so that a concurrent reader
+    /// of the same unit waits for it. Empty on a `coherent` mount.
+    seen: Pin<KBox<Mutex<KVVec<Seen>>>>,
 }
 
 /// Groups (4-slot buckets, 1088 bytes each) of a mount's batched-lookup
@@ -168,6 +178,69 @@ fn say_corrupt(entry: Option<u32>) {
             "metadata failed validation (checksum or structure, e.g. a key's extents outside the data area): refused (EUCLEAN); run maru-fsck\n"
         ),
     }
+}
+
+/// How the bytes of creating key `k` arrived (`marufs_core::coherence`).
+fn key_writes(k: &KeyState) -> KeyWrites {
+    let mut w = KeyWrites::default();
+    if k.mapped_writable.load(Ordering::Acquire) {
+        w.note_writable_mapping();
+    }
+    w
+}
+
+/// Writes back every unit of creating key `k` (record `rec`) when the
+/// coherence policy asks for it: before publish, before its units are given
+/// up, at `fsync`. No mutex is held: the units are the creator's alone.
+fn write_back_key(d: &MountData, k: &KeyState, rec: &EntryRec) -> Result {
+    if d.coherent || !key_writes(k).must_write_back() || test_skips(TEST_SKIP_WRITE_BACK) {
+        return Ok(());
+    }
+    for x in rec.used_extents() {
+        d.map.flush(d.geo.unit(u64::from(x.start)), u64::from(x.count) * UNIT)?;
+    }
+    Ok(())
+}
+
+/// After this host published key `k`: its cache holds only the key's bytes
+/// of its units (NT-zeroed here, written back): reads need no invalidation.
+fn own_units(d: &MountData, k: &KeyState, rec: &EntryRec) {
+    if d.coherent {
+        return;
+    }
+    let mut seen = d.seen.lock();
+    let mut t = UnitTracker::resume(&mut seen);
+    for x in rec.used_extents() {
+        for u in u64::from(x.start)..u64::from(x.start) + u64::from(x.count) {
+            t.own(u, k.entry, k.generation);
+        }
+    }
+}
+
+/// Before this host reads bytes of unit `unit` of published key `k`:
+/// invalidates the unit unless the tracker vouches for it.
+fn before_read(d: &MountData, k: &KeyState, unit: u64) -> Result {
+    if d.coherent {
+        return Ok(());
+    }
+    let mut seen = d.seen.lock();
+    UnitTracker::resume(&mut seen).before_read(unit, k.entry, k.generation, || {
+        if test_skips(TEST_SKIP_INVALIDATE) {
+            return Ok(());
+        }
+        d.map.flush(d.geo.unit(unit), UNIT)
+    })?;
+    Ok(())
+}
+
+/// Test-only knobs (module parameter `test_skip`, see `marufs_main.rs`):
+/// the negative controls of the non-coherent test mode.
+pub(crate) const TEST_SKIP_WRITE_BACK: u32 = 1;
+/// Skip readers' data invalidations.
+pub(crate) const TEST_SKIP_INVALIDATE: u32 = 2;
+
+fn test_skips(what: u32) -> bool {
+    crate::test_skip() & what != 0
 }
 
 /// A key's record that passed its checksum but not `locate`: `EUCLEAN`.
@@ -286,6 +359,7 @@ impl FileSystem for Marufs {
                 }
                 o.lease_ms = Some(ms);
             }
+            Param::Coherent => o.coherent = true,
         }
         Ok(())
     }
@@ -358,10 +432,17 @@ impl FileSystem for Marufs {
         let data_off = fs.geometry().data_off;
         let geo = *fs.geometry();
         let has_dir_changes = fs.has_dir_changes();
+        // The tracker: 16 bytes per data unit (8 MiB for a 1 TiB pool).
+        let mut seen = KVVec::new();
+        if !o.coherent {
+            seen.extend_with(geo.data_units as usize, Seen::UNKNOWN, GFP_KERNEL)?;
+        }
         let mut data = KBox::new(
             MountData {
                 fs: KBox::pin_init(new_mutex!(fs), GFP_KERNEL)?,
                 names: KBox::pin_init(new_mutex!(KVVec::new()), GFP_KERNEL)?,
+                coherent: o.coherent,
+                seen: KBox::pin_init(new_mutex!(seen), GFP_KERNEL)?,
                 counters: KMedia::new(map.clone()),
                 geo,
                 dir_changes: has_dir_changes,
@@ -445,6 +526,9 @@ impl FileSystem for Marufs {
 
     fn show_options(d: &MountData, m: &SeqFile) {
         seq_print!(m, ",node={},lease_ms={}", d.node, d.lease_ms);
+        if d.coherent {
+            seq_print!(m, ",coherent");
+        }
     }
 }
 
@@ -585,6 +669,9 @@ pub struct KeyState {
     /// Published by `linkat` while its creating file is still open: that file
     /// counts as a holder (in `holders`) until it is released.
     creator_holds: AtomicBool,
+    /// A user mapping of the unpublished key was made writable: its stores
+    /// may sit in this host's cache (`KeyWrites`).
+    mapped_writable: AtomicBool,
 }
 
 impl KeyState {
@@ -732,6 +819,7 @@ impl Keys for Marufs {
             holders: AtomicU32::new(0),
             failed: AtomicBool::new(false),
             creator_holds: AtomicBool::new(false),
+            mapped_writable: AtomicBool::new(false),
         }
     }
 
@@ -756,14 +844,18 @@ impl Keys for Marufs {
             // Its data is incomplete (a failed write or truncate).
             return Err(EIO);
         }
-        let mut fs = d.fs();
-        let rec = fs.extents(&k.handle()).map_err(kerr)?;
+        let rec = d.fs().extents(&k.handle()).map_err(kerr)?;
         if !rec.name.is_temporary() {
             return Err(EPERM);
         }
         if rec.dir != id {
             return Err(EXDEV);
         }
+        // The vfs layer zapped the key's mappings first: every store made
+        // through them is in this host's cache or in memory; written back
+        // before the key becomes visible.
+        write_back_key(d, k, &rec)?;
+        let mut fs = d.fs();
         // The creating file keeps the bytes alive like any reader: hold the
         // key before it becomes visible (and unlinkable) to others.
         let fresh_hold = k.holders.load(Ordering::Relaxed) == 0;
@@ -779,6 +871,8 @@ impl Keys for Marufs {
         k.creating.store(false, Ordering::Release);
         k.holders.fetch_add(1, Ordering::Relaxed);
         k.creator_holds.store(true, Ordering::Release);
+        drop(fs);
+        own_units(d, k, &rec);
         Ok(())
     }
 
@@ -846,6 +940,20 @@ impl Keys for Marufs {
     }
 
     fn release(d: &MountData, k: &KeyState, f: OpenKey) {
+        // The creator's stores reach memory before anyone can see the key,
+        // or before its units are given up (no mapping is left: each one
+        // holds the file). Outside the mutex: the units are this key's.
+        let mut written = None;
+        if f.creator && k.creating.load(Ordering::Acquire) {
+            let rec = d.fs().extents(&k.handle());
+            if let Ok(rec) = rec {
+                if let Err(e) = write_back_key(d, k, &rec) {
+                    pr_err!("key entry {}: writing back its bytes failed: error {}; the key is discarded\n", k.entry, e.to_errno());
+                    k.failed.store(true, Ordering::Release);
+                }
+                written = Some(rec);
+            }
+        }
         let mut fs = d.fs();
         let unnamed = f.creator
             && k.creating.load(Ordering::Acquire)
@@ -860,7 +968,12 @@ impl Keys for Marufs {
             }
         } else if f.creator && k.creating.load(Ordering::Acquire) {
             match fs.publish(&k.handle(), None) {
-                Ok(()) => k.creating.store(false, Ordering::Release),
+                Ok(()) => {
+                    k.creating.store(false, Ordering::Release);
+                    if let Some(rec) = &written {
+                        own_units(d, k, rec);
+                    }
+                }
                 Err(e) => {
                     pr_err!("key entry {}: publish failed: error {}; the key is discarded\n", k.entry, e.errno());
                     let _ = fs.abort(&k.handle());
@@ -899,13 +1012,26 @@ impl Keys for Marufs {
         }
         // The core only hands out records whose extents lie in the data
         // area (`EntryRec::extents_valid`); `locate` checks it again.
-        match rec.locate(&d.geo, pos) {
-            Some(l) => Ok(Some(Segment {
-                dev_off: l.off,
-                len: l.len,
-            })),
-            None => Err(corrupt_entry(k.entry)),
+        let Some(l) = rec.locate(&d.geo, pos) else {
+            return Err(corrupt_entry(k.entry));
+        };
+        // One unit at a time: each is checked against the tracker before
+        // its bytes are read or mapped (the creator's own units need not).
+        let unit = (l.off - d.geo.data_off) / UNIT;
+        let len = l.len.min(d.geo.unit(unit) + UNIT - l.off);
+        if !k.creating.load(Ordering::Acquire) {
+            before_read(d, k, unit)?;
         }
+        Ok(Some(Segment { dev_off: l.off, len }))
+    }
+
+    fn fsync(d: &MountData, k: &KeyState) -> Result {
+        if !k.creating.load(Ordering::Acquire) {
+            // Published: written back at publish, immutable since.
+            return Ok(());
+        }
+        let rec = d.fs().extents(&k.handle()).map_err(kerr)?;
+        write_back_key(d, k, &rec)
     }
 
     fn discard(_d: &MountData, k: &KeyState, f: &OpenKey) -> Result {
@@ -1006,6 +1132,10 @@ impl Faults for Marufs {
             // Published keys are immutable: no writable mapping of them.
             return FaultPlan::SigBus;
         }
+        if write {
+            // Stores through this mapping may sit in this host's cache.
+            k.mapped_writable.store(true, Ordering::Release);
+        }
         match Self::segment(d, k, pos) {
             // A PMD needs its whole unit: units are 2 MiB aligned on the
             // device and in the file, so a segment at an aligned position is
@@ -1017,7 +1147,11 @@ impl Faults for Marufs {
     }
 
     fn mkwrite(_d: &MountData, k: &KeyState) -> bool {
-        k.creating.load(Ordering::Acquire)
+        let ok = k.creating.load(Ordering::Acquire);
+        if ok {
+            k.mapped_writable.store(true, Ordering::Release);
+        }
+        ok
     }
 
     fn device(d: &MountData) -> (u64, u64) {

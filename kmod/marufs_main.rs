@@ -25,6 +25,17 @@ module! {
     authors: ["marufs developers"],
     description: "marufs: shared KV-cache filesystem on CXL shared-memory DAX",
     license: "GPL",
+    params: {
+        test_skip: u32 {
+            default: 0,
+            description: "TEST ONLY (negative controls): 1 = skip the data write-back at publish, 2 = skip readers' data invalidations; never set in production",
+        },
+    },
+}
+
+/// The `test_skip` module parameter (see [`fs::TEST_SKIP_WRITE_BACK`]).
+pub(crate) fn test_skip() -> u32 {
+    module_parameters::test_skip.value()
 }
 
 /// The loaded module: owns the filesystem type registration.

@@ -40,6 +40,7 @@ static const struct fs_parameter_spec marufs_fs_parameters[] = {
 	fsparam_gid("gid", MARUFS_OPT_GID),
 	fsparam_u32oct("mode", MARUFS_OPT_MODE),
 	fsparam_u32("lease_ms", MARUFS_OPT_LEASE_MS),
+	fsparam_flag("coherent", MARUFS_OPT_COHERENT),
 	{}
 };
 
@@ -69,6 +70,9 @@ int marufs_shim_parse_param(struct fs_context *fc, struct fs_parameter *param,
 		break;
 	case MARUFS_OPT_GID:
 		out->value = __kgid_val(r.gid);
+		break;
+	case MARUFS_OPT_COHERENT:
+		out->value = 1; /* a flag: fs_parse sets no value */
 		break;
 	default:
 		out->value = r.uint_32;

@@ -34,6 +34,7 @@ enum marufs_opt {
 	MARUFS_OPT_GID,
 	MARUFS_OPT_MODE,
 	MARUFS_OPT_LEASE_MS,
+	MARUFS_OPT_COHERENT,
 };
 
 /* One parsed option: which, and its value (uid/gid as kernel-global ids). */

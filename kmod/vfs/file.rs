@@ -74,6 +74,8 @@ pub trait Keys: Namespace {
     fn segment(d: &Self::Data, k: &Self::KeyState, pos: u64) -> Result<Option<Segment>>;
     /// The creator gives up its unpublished key: discarded at release.
     fn discard(d: &Self::Data, k: &Self::KeyState, f: &Self::OpenKey) -> Result;
+    /// `fsync`/`msync` of the key: what its writers stored reaches memory.
+    fn fsync(d: &Self::Data, k: &Self::KeyState) -> Result;
     /// Grows an unpublished key this file created to at least `size`.
     fn grow(d: &Self::Data, k: &Self::KeyState, f: &Self::OpenKey, size: u64) -> Result;
     /// Changes attributes of `ino` (a directory or key); returns the new ones.
@@ -393,14 +395,20 @@ unsafe extern "C" fn fallocate_cb(file: *mut bindings::file, mode: c_int, offset
     }
 }
 
-/// `file_operations.fsync`: stores already reach memory when written
-/// (`copy_from_iter_flushcache`), and metadata is flushed when it changes.
+/// `file_operations.fsync` (and `msync(MS_SYNC)` of a shared mapping).
 ///
 /// # Safety
 ///
-/// Called by the VFS with a live file; nothing is dereferenced.
-unsafe extern "C" fn fsync_cb(_f: *mut bindings::file, _s: i64, _e: i64, _datasync: c_int) -> c_int {
-    0
+/// Called by the VFS with a live, open key file.
+unsafe extern "C" fn fsync_cb(f: *mut bindings::file, _s: i64, _e: i64, _datasync: c_int) -> c_int {
+    // SAFETY: VFS contract: `f` is an open marufs key file, open for the call.
+    let Ok((d, k)) = (unsafe { key_args_of_file(f) }) else {
+        return EINVAL.to_errno();
+    };
+    match Fs::fsync(d, k) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// `inode_operations.create` (`open(O_CREAT)`).
@@ -529,11 +537,13 @@ pub(crate) unsafe extern "C" fn link_cb(
     // SAFETY: `inode` is live; the invalidate lock orders this against
     // faults (taken shared there), after the inode lock as in truncate.
     unsafe { shim::marufs_shim_invalidate_lock(inode) };
+    // Mappings go first: no store through the creator's writable mapping
+    // may land after the key's units are written back and it is published
+    // (faults wait on the invalidate lock, then see it published). A failed
+    // link only costs the creator refaults.
+    // SAFETY: as above.
+    unsafe { shim::marufs_shim_unmap_all(inode) };
     let r = Fs::link(d, dino, k, name);
-    if r.is_ok() {
-        // SAFETY: as above.
-        unsafe { shim::marufs_shim_unmap_all(inode) };
-    }
     // SAFETY: taken above.
     unsafe { shim::marufs_shim_invalidate_unlock(inode) };
     match r {

@@ -25,6 +25,8 @@ pub enum Param {
     Mode(u32),
     /// `lease_ms=N`: lease duration for this host in milliseconds.
     LeaseMs(u32),
+    /// `coherent`: the hosts' caches are coherent with each other.
+    Coherent,
 }
 
 /// A filesystem implementation, as seen by the mount API and the superblock
@@ -114,6 +116,7 @@ pub unsafe extern "C" fn marufs_rs_parse_param(
         shim::OPT_GID => Param::Gid(v.value),
         shim::OPT_MODE => Param::Mode(v.value),
         shim::OPT_LEASE_MS => Param::LeaseMs(v.value),
+        shim::OPT_COHERENT => Param::Coherent,
         _ => return EINVAL.to_errno(),
     };
     // SAFETY: `fc` is valid with options installed at init (function contract).

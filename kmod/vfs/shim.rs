@@ -53,6 +53,7 @@ pub(crate) const OPT_UID: c_int = 1;
 pub(crate) const OPT_GID: c_int = 2;
 pub(crate) const OPT_MODE: c_int = 3;
 pub(crate) const OPT_LEASE_MS: c_int = 4;
+pub(crate) const OPT_COHERENT: c_int = 5;
 
 // Pointers to kernel structs cross this boundary only as pointers; the lint
 // looks at the pointees, some of which bindgen leaves empty in this config.

@@ -1,28 +1,29 @@
-//! CPU cache maintenance for memory shared between hosts without coherent
-//! caches (CXL 2.0-style sharing).
+//! CPU cache maintenance in userspace, for memory shared between hosts
+//! without coherent caches (CXL 2.0-style sharing) — now an option.
 //!
-//! A writer's stores may sit in its own cache after it publishes a key, and a
-//! reader may hold stale lines of the same physical memory from a key that
-//! occupied it earlier (or from a hardware prefetch through the kernel's
-//! linear map). The kernel flushes its own metadata and zeroes (and flushes)
-//! new space, but it does not see stores made through a user mapping. So:
-//!
-//! - before publishing, the writer writes back and evicts every line it
-//!   wrote ([`write_back`]);
-//! - after mapping a key for the first time, before handing out the bytes,
-//!   the reader evicts every line of the mapping ([`invalidate`]); a
-//!   published key is immutable, so lines fetched afterwards are current.
+//! The marufs kernel module does the data plane's cache maintenance itself
+//! (`Documentation/design/kernel.md`, "Data-plane coherence"): at publish it
+//! writes back every unit a writable mapping may have dirtied, and before a
+//! host first reads or maps a unit of a key it invalidates the unit unless
+//! it already did for that very key. So by default the library does none
+//! ([`Coherence::Kernel`]). [`Coherence::Flush`] keeps the library's own
+//! maintenance — the writer writes back every line before publishing, the
+//! reader evicts a key's lines when it first maps it — for a module built
+//! before the kernel did it, or for a pool mounted `coherent` on memory that
+//! is not; it costs one `clflushopt`/`clflush` per 64 bytes of a key, once.
 
 /// How the library keeps CPU caches and shared memory consistent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Coherence {
-    /// Flush written lines before publishing and evict a key's lines when it
-    /// is first mapped (needed on memory shared without hardware coherence;
-    /// costs one `clflushopt`/`clflush` per 64 bytes of a key, once).
+    /// The kernel does it (marufs mounted without `coherent`, the default):
+    /// no maintenance in the library.
     #[default]
+    Kernel,
+    /// The library also flushes written lines before publishing and evicts
+    /// a key's lines when it first maps it.
     Flush,
     /// The platform keeps caches coherent (one host, or hardware-coherent
-    /// sharing): no cache maintenance.
+    /// sharing): no cache maintenance anywhere.
     Hardware,
 }
 

@@ -45,7 +45,7 @@ pub struct StoreOptions {
     /// mapping keeps them). Default: true.
     pub validate_hits: bool,
     /// Cache maintenance for memory shared without hardware coherence.
-    /// Default: [`Coherence::Flush`].
+    /// Default: [`Coherence::Kernel`].
     pub coherence: Coherence,
     /// Use of marufs' batched lookup ioctl. Default: [`BatchedLookup::Auto`].
     pub batched_lookup: BatchedLookup,
@@ -396,7 +396,8 @@ impl Store {
     /// Publishes an allocated key: from now on every host sees it, with the
     /// bytes written into the handle, and nobody can change it.
     ///
-    /// Written cache lines are flushed first (see [`Coherence`]); then the
+    /// With [`Coherence::Flush`] written cache lines are flushed first (by
+    /// default the kernel writes them back at publish); then the
     /// writable mapping and the creating descriptor are released, which is
     /// what publishes a key on marufs. The key is then checked to be there
     /// ([`Error::PublishFailed`] if the filesystem discarded it).

@@ -346,8 +346,8 @@ pub fn fetch_set(a: &FetchSetArgs) -> Result<()> {
         store.lookup_mode()
     );
 
-    // Per-key latency of a single (cold) retrieval: open, map, evict the
-    // key's cache lines (Coherence::Flush), close.
+    // Per-key latency of a single (cold) retrieval: open, map, close (the
+    // kernel invalidates a unit's lines at its first fault on this host).
     let mut lat = Vec::with_capacity(names.len());
     for n in &names {
         store.clear_cache();
@@ -365,8 +365,8 @@ pub fn fetch_set(a: &FetchSetArgs) -> Result<()> {
     );
 
     // Every chunk mapped in one batched retrieval, then verified in place.
-    // Page faults are counted over both: mapping a key first evicts its
-    // cache lines (Coherence::Flush), which may fault its pages in.
+    // Page faults are counted over both (the kernel invalidates each unit
+    // at its first fault here).
     let f0 = faults();
     let t = Instant::now();
     let maps = store.batch_retrieve(&names)?;
