@@ -389,7 +389,11 @@ impl FileSystem for Marufs {
                 ENXIO
             }
         })?;
-        let map = dev.map(dev.size()).inspect_err(|_| {
+        let shadowed = crate::noncoherent_test();
+        if shadowed {
+            pr_warn!("{}: TEST MODE noncoherent_test=1: this host sees the pool through a simulated non-coherent cache\n", src);
+        }
+        let map = dev.map(dev.size(), shadowed).inspect_err(|_| {
             pr_err!("{}: cannot map {} bytes of device memory\n", src, dev.size());
         })?;
         let map = Arc::new(map, GFP_KERNEL)?;
@@ -432,6 +436,7 @@ impl FileSystem for Marufs {
         let data_off = fs.geometry().data_off;
         let geo = *fs.geometry();
         let has_dir_changes = fs.has_dir_changes();
+        map.set_data_start(data_off)?;
         // The tracker: 16 bytes per data unit (8 MiB for a 1 TiB pool).
         let mut seen = KVVec::new();
         if !o.coherent {
@@ -1154,13 +1159,14 @@ impl Faults for Marufs {
         ok
     }
 
-    fn device(d: &MountData) -> (u64, u64) {
-        (d.phys, d.map.size())
-    }
+
 }
 
 impl Periodic for Marufs {
     fn tick(d: &MountData) {
+        // TEST ONLY: the simulated cache evicts lines (dirty ones reach
+        // memory) at any moment; here, a few hundred per tick.
+        d.map.evict_some(512);
         let mut fs = d.fs();
         if !fs.is_joined() {
             return;

@@ -26,11 +26,20 @@ module! {
     description: "marufs: shared KV-cache filesystem on CXL shared-memory DAX",
     license: "GPL",
     params: {
+        noncoherent_test: bool {
+            default: false,
+            description: "TEST ONLY: see the pool through a simulated per-host non-coherent write-back cache (vfs/shadow.rs); never set in production",
+        },
         test_skip: u32 {
             default: 0,
             description: "TEST ONLY (negative controls): 1 = skip the data write-back at publish, 2 = skip readers' data invalidations; never set in production",
         },
     },
+}
+
+/// The `noncoherent_test` module parameter (see `vfs/shadow.rs`).
+pub(crate) fn noncoherent_test() -> bool {
+    module_parameters::noncoherent_test.value()
 }
 
 /// The `test_skip` module parameter (see [`fs::TEST_SKIP_WRITE_BACK`]).

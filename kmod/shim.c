@@ -332,6 +332,13 @@ unsigned int marufs_shim_insert(struct vm_fault *vmf, u64 phys,
 	return vmf_insert_page_mkwrite(vmf, page, write);
 }
 
+/* TEST ONLY (noncoherent_test): maps a page of the cache model. */
+unsigned int marufs_shim_insert_page(struct vm_fault *vmf, struct page *page,
+				     bool write)
+{
+	return vmf_insert_page_mkwrite(vmf, page, write);
+}
+
 unsigned int marufs_shim_pmd_order(void)
 {
 	return PMD_ORDER;

@@ -100,6 +100,8 @@ int marufs_shim_mmap_prepare(struct vm_area_desc *desc,
 struct file *marufs_shim_vmf_file(struct vm_fault *vmf);
 void marufs_shim_fault_info(struct vm_fault *vmf, unsigned int order,
 			    struct marufs_fault *out);
+unsigned int marufs_shim_insert_page(struct vm_fault *vmf, struct page *page,
+				     bool write);
 unsigned int marufs_shim_insert(struct vm_fault *vmf, u64 phys,
 				unsigned int order, bool write);
 unsigned int marufs_shim_pmd_order(void);

@@ -5,7 +5,8 @@
 # Exits with QEMU's status (124/137: killed after TIMEOUT seconds).
 # Every guest given the same POOLFILE shares it as /dev/dax0.0 (share=on).
 # MARUFS_QEMU_ARGS: extra QEMU arguments (e.g. -s: gdb stub on :1234 for
-# scripts/guest-profile.py).
+# scripts/guest-profile.py). MARUFS_MODPARAMS: marufs module parameters the
+# guest passes to insmod (space-separated, e.g. "noncoherent_test=1").
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
@@ -49,6 +50,7 @@ if [ -n "$pool" ] && [ ! -e "$pool" ]; then truncate -s "$size" "$pool"; fi
 
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=7 marufs.topo=$topo marufs.role=$role marufs.primary=$primary"
 [ -n "$test" ] && cmdline+=" marufs.test=$test"
+[ -n "${MARUFS_MODPARAMS:-}" ] && cmdline+=" marufs.modparams=$(echo "$MARUFS_MODPARAMS" | tr ' ' ',')"
 exec timeout --signal=KILL "$timeout" qemu-system-x86_64 -M "$mach" "${accel_args[@]}" \
     -smp "$cpus" -m "$mem" -nodefaults -display none -no-reboot \
     -serial "file:$logf" -monitor none \

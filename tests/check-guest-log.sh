@@ -3,7 +3,9 @@
 # success (MARUFS-RESULT rc=0) and the log holds no kernel splat. Prints why not.
 # Exit 2: the first splat came while the guest kernel was still booting, before
 # its init started the test (marufs is not loaded then): an environment failure
-# the harness retries once and reports.
+# the harness retries once and reports. Exit 3: the guest's script reported a
+# failure (MARUFS-RESULT rc=N, N != 0) and the kernel stayed clean — what a
+# negative control (a scenario with EXPECT=fail) needs. Exit 1: anything else.
 #   tests/check-guest-log.sh LOG
 set -uo pipefail
 logf=$1
@@ -19,8 +21,11 @@ if [ -n "$splat_at" ] && { [ -z "$ready_at" ] || [ "$splat_at" -lt "$ready_at" ]
     exit 2
 fi
 if ! grep -aq 'MARUFS-RESULT rc=0' "$logf"; then
-    echo "$(grep -a 'MARUFS-RESULT' "$logf" || echo 'no result: the guest crashed, hung or was killed')"
-    st=1
+    if grep -aq 'MARUFS-RESULT rc=' "$logf"; then
+        grep -a 'MARUFS-RESULT' "$logf"; st=3
+    else
+        echo 'no result: the guest crashed, hung or was killed'; st=1
+    fi
 fi
 if grep -aEn "$splat" "$logf" >/dev/null; then
     echo "kernel splat in the guest log:"

@@ -91,7 +91,7 @@ fi
 # marufs not yet loaded), the scenario is run once more and the retry reported.
 launch_guest() {  # launch_guest HOST PRIMARY
     : >"$dir/$1.log"
-    "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t "$TOPOLOGY" -p "$pool" \
+    MARUFS_MODPARAMS="$MODPARAMS" "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t "$TOPOLOGY" -p "$pool" \
         -s "$POOL_SIZE" -r "$1" -P "$2" -T "$SCRIPT" -l "$dir/$1.log" -w "$TIMEOUT" -m "$MEM" \
         -c "$CPUS" >"$dir/$1.qemu" 2>&1 &
     pids+=($!); started+=($SECONDS)
@@ -122,7 +122,7 @@ run_scenario_once() {
         [ $alive = 0 ] && [ $i -ge ${#hosts[@]} ] && break
         sleep 0.5
     done
-    local st=0
+    local st=0 failed_clean=0
     for j in "${!hosts[@]}"; do
         h=${hosts[$j]}
         wait "${pids[$j]}"; local rc=$?
@@ -136,9 +136,21 @@ run_scenario_once() {
         case $? in
             0) ;;
             2) sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1; boot_hang=1 ;;
+            3) sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"
+               if [ "$EXPECT" = fail ]; then failed_clean=$((failed_clean + 1)); else st=1; fi ;;
             *) sed "s/^/host $h: /" "$dir/$h.check" >>"$dir/summary.log"; st=1 ;;
         esac
     done
+    # A negative control passes when some host's test failed cleanly (no
+    # kernel splat anywhere): the test bed saw the missing maintenance.
+    if [ "$EXPECT" = fail ]; then
+        if [ $failed_clean = 0 ]; then
+            echo "negative control: every host passed; the test bed cannot see what this scenario disables" >>"$dir/summary.log"
+            st=1
+        else
+            echo "negative control: $failed_clean host(s) failed as expected" >>"$dir/summary.log"
+        fi
+    fi
     rm -f "$pool"
     [ $st = 0 ] && return 0
     [ $boot_hang = 1 ] && return 2
@@ -146,7 +158,8 @@ run_scenario_once() {
 }
 
 run_scenario() {  # run_scenario FILE
-    local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G CPUS= BOOT_TIMEOUT=180
+    local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G CPUS= BOOT_TIMEOUT=180 \
+        MODPARAMS= EXPECT=pass
     name=$(basename "$scn" .scn)
     # shellcheck disable=SC1090
     . "$scn"

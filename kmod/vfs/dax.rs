@@ -8,7 +8,7 @@
 //! the shared bytes is ever formed — and visibility is explicit: `flush` writes
 //! this CPU's cache lines back, `invalidate` drops them (`clflush` does both).
 
-use super::shim;
+use super::{shadow::Shadow, shim};
 use kernel::{bindings, ffi::c_void, prelude::*, str::CStr};
 
 /// Why [`DaxDevice::open`] failed.
@@ -109,7 +109,9 @@ impl DaxDevice {
     }
 
     /// Maps `[0, len)` of the device into the kernel, write-back cacheable.
-    pub fn map(&self, len: u64) -> Result<DaxMapping> {
+    /// `shadowed` (TEST ONLY, `noncoherent_test=1`): every access goes
+    /// through a per-host cache model (`vfs/shadow.rs`).
+    pub fn map(&self, len: u64, shadowed: bool) -> Result<DaxMapping> {
         if len == 0 || len > self.len {
             return Err(EINVAL);
         }
@@ -121,10 +123,26 @@ impl DaxDevice {
         if virt.is_null() {
             return Err(ENOMEM);
         }
+        let shadow = if shadowed {
+            // SAFETY: `virt` maps `len` bytes until the mapping is dropped,
+            // which drops the shadow first.
+            match unsafe { Shadow::new(virt.cast(), len) } {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    // SAFETY: mapped just above, unmapped once here.
+                    unsafe { bindings::memunmap(virt) };
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         // INVARIANT: `virt` maps `len` bytes until `drop`.
         Ok(DaxMapping {
             virt: virt.cast(),
             len,
+            phys: self.phys,
+            shadow,
         })
     }
 }
@@ -144,6 +162,10 @@ impl Drop for DaxDevice {
 pub struct DaxMapping {
     virt: *mut u8,
     len: u64,
+    /// Physical address of byte 0.
+    phys: u64,
+    /// TEST ONLY: the per-host cache model every access goes through.
+    shadow: Option<Shadow>,
 }
 
 // SAFETY: the mapping is plain memory reachable from any CPU; all access goes
@@ -158,6 +180,38 @@ impl DaxMapping {
         self.len
     }
 
+    /// Physical address of byte 0.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Whether accesses go through the test-only cache model.
+    pub fn shadowed(&self) -> bool {
+        self.shadow.is_some()
+    }
+
+    /// TEST ONLY: `[0, off)` is metadata (see `vfs/shadow.rs`).
+    pub fn set_data_start(&self, off: u64) -> Result {
+        match &self.shadow {
+            Some(s) => s.set_data_start(off),
+            None => Ok(()),
+        }
+    }
+
+    /// TEST ONLY: the cache model evicts `n` random lines (dirty ones are
+    /// written back), as a cache may at any moment.
+    pub fn evict_some(&self, n: u32) {
+        if let Some(s) = &self.shadow {
+            s.evict(n);
+        }
+    }
+
+    /// TEST ONLY: the page of the cache model a user mapping gets for
+    /// device offset `off` (`None` without the model).
+    pub(crate) fn shadow_page(&self, off: u64) -> Option<Result<*mut bindings::page>> {
+        self.shadow.as_ref().map(|s| s.page(off))
+    }
+
     fn range(&self, off: u64, len: usize) -> Result<*mut u8> {
         let end = off.checked_add(len as u64).ok_or(EINVAL)?;
         if end > self.len {
@@ -170,6 +224,9 @@ impl DaxMapping {
     /// Copies `buf.len()` bytes at `off` into `buf`.
     pub fn read(&self, off: u64, buf: &mut [u8]) -> Result {
         let p = self.range(off, buf.len())?;
+        if let Some(s) = &self.shadow {
+            return s.read(off, buf);
+        }
         // SAFETY: `p..p+len` is inside the mapping; `buf` is a distinct,
         // writable local buffer. A C memcpy: other hosts may write concurrently.
         unsafe { shim::marufs_shim_memcpy(buf.as_mut_ptr().cast(), p.cast(), buf.len()) };
@@ -179,6 +236,9 @@ impl DaxMapping {
     /// Copies `buf` to `off`.
     pub fn write(&self, off: u64, buf: &[u8]) -> Result {
         let p = self.range(off, buf.len())?;
+        if let Some(s) = &self.shadow {
+            return s.write(off, buf);
+        }
         // SAFETY: as in `read`, with the roles swapped.
         unsafe { shim::marufs_shim_memcpy(p.cast(), buf.as_ptr().cast(), buf.len()) };
         Ok(())
@@ -189,6 +249,9 @@ impl DaxMapping {
     /// next load come from memory.
     pub fn flush(&self, off: u64, len: u64) -> Result {
         let p = self.range(off, len as usize)?;
+        if let Some(s) = &self.shadow {
+            return s.write_back_drop(off, len);
+        }
         let mut done = 0u64;
         while done < len {
             // clflush_cache_range takes a 32-bit size: go in 1 GiB steps.
@@ -203,6 +266,8 @@ impl DaxMapping {
 
 impl Drop for DaxMapping {
     fn drop(&mut self) {
+        // The shadow refers to the mapping: gone first.
+        self.shadow = None;
         // SAFETY: `virt` came from memremap (type invariant); unmapped once.
         unsafe { bindings::memunmap(self.virt.cast()) };
     }
@@ -217,6 +282,10 @@ impl DaxMapping {
     /// `iter` must be a live `iov_iter` of the current request.
     pub(crate) unsafe fn copy_to_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
         let p = self.range(off, len)?;
+        if let Some(s) = &self.shadow {
+            // SAFETY: function contract.
+            return unsafe { s.copy_to_iter(off, len, iter) };
+        }
         // SAFETY: `[p, p + len)` is inside the mapping; `iter` is live
         // (function contract).
         Ok(unsafe { bindings::_copy_to_iter(p.cast(), len, iter) })
@@ -231,6 +300,10 @@ impl DaxMapping {
     /// `iter` must be a live `iov_iter` of the current request.
     pub(crate) unsafe fn copy_from_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
         let p = self.range(off, len)?;
+        if let Some(s) = &self.shadow {
+            // SAFETY: function contract.
+            return unsafe { s.copy_from_iter(off, len, iter) };
+        }
         // SAFETY: as in `copy_to_iter`.
         Ok(unsafe { bindings::_copy_from_iter_flushcache(p.cast(), len, iter) })
     }
@@ -242,6 +315,9 @@ impl DaxMapping {
     /// zeroing does not evict this CPU's cache.
     pub fn zero(&self, off: u64, len: u64) -> Result {
         let p = self.range(off, len as usize)?;
+        if let Some(s) = &self.shadow {
+            return s.zero(off, len);
+        }
         // SAFETY: `[p, p + len)` is inside the mapping.
         unsafe { shim::marufs_shim_zero_flushcache(p.cast(), len as usize) };
         Ok(())

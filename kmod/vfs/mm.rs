@@ -33,9 +33,7 @@ pub trait Faults: Keys {
     /// Whether a write may make a read-only-mapped page of the key writable
     /// (`page_mkwrite`: the key is still unpublished).
     fn mkwrite(d: &Self::Data, k: &Self::KeyState) -> bool;
-    /// The device: physical address of its offset 0, and its size in bytes.
-    /// Every fault is bounded by it here, whatever `plan` returned.
-    fn device(d: &Self::Data) -> (u64, u64);
+
 }
 
 pub(crate) static VM_OPS: Table<bindings::vm_operations_struct> = Table({
@@ -105,13 +103,26 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
     unsafe { shim::marufs_shim_invalidate_lock_shared(inode) };
     let r = match Fs::plan(d, k, fi.pos, order, fi.write) {
         FaultPlan::Map(off) => {
-            let (base, size) = Fs::device(d);
+            // Every fault is bounded by the device here, whatever `plan`
+            // returned.
+            let map = <Fs as Keys>::mapping(d);
             let len = 4096u64 << order;
-            if off.checked_add(len).is_none_or(|end| end > size) || off % len != 0 {
+            if off.checked_add(len).is_none_or(|end| end > map.size()) || off % len != 0 {
                 // A plan outside the device (or misaligned for its size) is
                 // a filesystem bug or corrupt metadata: never map it.
                 SIGBUS
+            } else if let Some(page) = map.shadow_page(off) {
+                // TEST ONLY: the cache model's pages, 4 KiB at a time.
+                match page {
+                    Ok(_) if order != 0 => FALLBACK,
+                    // SAFETY: `vmf` is live; `p` is a page of the cache
+                    // model's vmalloc memory, which lives as long as the
+                    // mount and so as long as the VMA's file.
+                    Ok(p) => unsafe { shim::marufs_shim_insert_page(vmf, p, fi.write) },
+                    Err(_) => SIGBUS,
+                }
             } else {
+                let base = map.phys();
                 // SAFETY: `vmf` is live; `base + off .. + len` lies inside
                 // the device (checked just above), the key's own memory as
                 // planned, held by the open file for the VMA's lifetime; the

@@ -11,6 +11,7 @@ pub mod fs_type;
 pub mod inode;
 pub mod ioctl;
 pub mod mm;
+mod shadow;
 pub(crate) mod shim;
 pub mod super_block;
 pub mod sys;

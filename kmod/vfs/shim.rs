@@ -108,6 +108,7 @@ extern "C" {
     pub(crate) fn marufs_shim_vmf_file(vmf: *mut bindings::vm_fault) -> *mut bindings::file;
     pub(crate) fn marufs_shim_fault_info(vmf: *mut bindings::vm_fault, order: u32, out: *mut FaultInfo);
     pub(crate) fn marufs_shim_insert(vmf: *mut bindings::vm_fault, phys: u64, order: u32, write: bool) -> u32;
+    pub(crate) fn marufs_shim_insert_page(vmf: *mut bindings::vm_fault, page: *mut bindings::page, write: bool) -> u32;
     pub(crate) fn marufs_shim_pmd_order() -> u32;
     pub(crate) fn marufs_shim_get_unmapped_area(
         f: *mut bindings::file,

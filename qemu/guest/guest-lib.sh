@@ -72,9 +72,12 @@ setup_topology() {
     esac
 }
 
+# Module parameters of the scenario (MODPARAMS, from marufs.modparams= on the
+# kernel command line: e.g. the non-coherent test mode).
 load_marufs() {
     grep -qw marufs /proc/filesystems && return 0
-    insmod /lib/modules/marufs.ko
+    # shellcheck disable=SC2086
+    insmod /lib/modules/marufs.ko $MODPARAMS
 }
 
 # Load the module, format /dev/dax0.0 and mount it on $M with options $1.

@@ -11,6 +11,7 @@ for f in "$here"/logs/*.log; do
     case $n in
         good*) want=0 ;;
         boot*) want=2 ;;
+        failed*) want=3 ;;
         *) want=1 ;;
     esac
     if [ $rc = $want ]; then echo "ok   $n"; else echo "FAIL $n (checker exit $rc, want $want)"; bad=1; fi

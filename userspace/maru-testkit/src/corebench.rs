@@ -109,3 +109,35 @@ pub fn entry_forge(dev: &Path, entry: u32, case: &str) -> Result<()> {
     println!("entry {entry}: forged ({case}): {:?}", e.used_extents());
     Ok(())
 }
+
+/// Prints the data units of key entry `entry` of the pool on `dev`.
+pub fn key_units(dev: &Path, entry: u32) -> Result<()> {
+    use marufs_core::fs::mount_check;
+    use marufs_core::layout::{EntryRec, ENTRY_SIZE};
+    use marufs_core::Media;
+    use marufs_media::MapMedia;
+    let m = MapMedia::open(dev)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_cache_flush(true);
+    let geo = mount_check(&m)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dev.display()))?
+        .sb
+        .geo;
+    anyhow::ensure!(
+        u64::from(entry) < geo.entry_count,
+        "entry {entry} out of range"
+    );
+    let off = geo.entry(entry);
+    let mut b = [0u8; ENTRY_SIZE];
+    m.invalidate(off, ENTRY_SIZE as u64)
+        .and_then(|()| m.load(off, &mut b))
+        .map_err(|e| anyhow::anyhow!("read entry {entry}: {e}"))?;
+    let e = EntryRec::decode(&b)
+        .ok_or_else(|| anyhow::anyhow!("entry {entry}: its checksum does not match"))?;
+    for x in e.used_extents() {
+        for u in x.start..x.start + x.count {
+            println!("{u}");
+        }
+    }
+    Ok(())
+}

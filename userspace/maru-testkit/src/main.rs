@@ -205,6 +205,14 @@ enum Cmd {
         #[arg(long)]
         case: String,
     },
+    /// Print the data units of a key (from its entry on DEV), one per line.
+    KeyUnits {
+        /// DAX character device or image.
+        dev: String,
+        /// The key (on a marufs mount).
+        #[arg(long)]
+        key: String,
+    },
     /// Wait for the marker, then verify the pattern byte for byte.
     DaxVerify {
         #[command(flatten)]
@@ -567,6 +575,13 @@ fn main() -> Result<()> {
                 .with_context(|| format!("stat {key}"))?
                 .ino();
             corebench::entry_forge(std::path::Path::new(&dev), ino as u32, &case)?
+        }
+        Cmd::KeyUnits { dev, key } => {
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata(&key)
+                .with_context(|| format!("stat {key}"))?
+                .ino();
+            corebench::key_units(std::path::Path::new(&dev), ino as u32)?
         }
         Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
         Cmd::Lookup { dir, names, exists } => {
