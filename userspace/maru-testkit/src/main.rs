@@ -266,6 +266,15 @@ fn flush(buf: &[u8]) {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The entry of a key on a marufs mount: its inode number's low 32 bits.
+fn key_entry(key: &str) -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(key)
+        .with_context(|| format!("stat {key}"))?
+        .ino();
+    Ok(ino as u32)
+}
+
 fn pattern_byte(seed: u64, i: usize) -> u8 {
     let mut x = seed ^ (i as u64 / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
@@ -570,18 +579,10 @@ fn main() -> Result<()> {
             clflush,
         } => corebench::core_bench(std::path::Path::new(&dev), iters, clflush)?,
         Cmd::EntryForge { dev, key, case } => {
-            use std::os::unix::fs::MetadataExt;
-            let ino = std::fs::metadata(&key)
-                .with_context(|| format!("stat {key}"))?
-                .ino();
-            corebench::entry_forge(std::path::Path::new(&dev), ino as u32, &case)?
+            corebench::entry_forge(std::path::Path::new(&dev), key_entry(&key)?, &case)?
         }
         Cmd::KeyUnits { dev, key } => {
-            use std::os::unix::fs::MetadataExt;
-            let ino = std::fs::metadata(&key)
-                .with_context(|| format!("stat {key}"))?
-                .ino();
-            corebench::key_units(std::path::Path::new(&dev), ino as u32)?
+            corebench::key_units(std::path::Path::new(&dev), key_entry(&key)?)?
         }
         Cmd::Discard { dir } => tmpfile::discard(std::path::Path::new(&dir))?,
         Cmd::Lookup { dir, names, exists } => {

@@ -5,9 +5,8 @@
 //! area. Shared by the bounded test (`tests/extents.rs`) and the cargo-fuzz
 //! target `entry_extents`.
 
-use marufs_core::layout::{
-    entry_state, EntryRec, Geometry, GeometryParams, ENTRY_SIZE, MAX_EXTENTS, UNIT,
-};
+use marufs_core::format::FormatOptions;
+use marufs_core::layout::{entry_state, EntryRec, Geometry, ENTRY_SIZE, MAX_EXTENTS, UNIT};
 
 /// The geometries cases run against: a tiny pool, one whose last chunk is
 /// partial, and a large one (units near the top of the u32 range do not exist
@@ -19,16 +18,9 @@ pub fn geometries() -> Vec<Geometry> {
         (1 << 40, 64, 1 << 16, 64),
     ]
     .iter()
-    .map(|&(total_size, max_hosts, entries, dirs)| {
-        Geometry::compute(&GeometryParams {
-            total_size,
-            max_hosts,
-            entries,
-            bytes_per_entry: 0,
-            dirs,
-            allow_small: true,
-        })
-        .expect("geometry")
+    .map(|&(size, hosts, entries, dirs)| {
+        Geometry::compute(&FormatOptions::small(size, hosts, entries, dirs).params)
+            .expect("geometry")
     })
     .collect()
 }
