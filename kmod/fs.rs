@@ -5,7 +5,7 @@
 use crate::marufs_core::{
     coherence::{KeyWrites, Seen, UnitTracker},
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
-    layout::{dir_state, entry_state, EntryRec, Geometry, UNIT},
+    layout::{dir_state, entry_state, EntryRec, Geometry, MAX_EXTENTS, UNIT},
     names::{Group, NameTable},
     Error as CoreError, Fs,
 };
@@ -14,7 +14,7 @@ use crate::vfs::{
     dax::{DaxDevice, DaxMapping, DaxOpenError},
     file::{Keys, Segment, SetAttr},
     mm::{FaultPlan, Faults},
-    work::{Periodic, PeriodicWork},
+    work::Periodic,
     fs_context::{FileSystem, Param},
     inode::{Attrs, DirEntry, Kind, Namespace, ROOT_INO},
     ioctl::Ioctls,
@@ -22,13 +22,13 @@ use crate::vfs::{
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
-    alloc::KVVec,
+    alloc::{KVVec, KVec},
     new_mutex,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
     str::CStr,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, SetOnce},
 };
 
 /// Pools mounted on this host, one slot per mount: device physical address
@@ -111,13 +111,20 @@ pub struct MountData {
     /// Physical address of device offset 0.
     phys: u64,
     /// Keeps the device open while mounted (declared after `fs`: dropped after).
-    _dev: DaxDevice,
+    dev: DaxDevice,
+    /// Keys whose pages outlived their last file on this host (pins, pipe
+    /// buffers, direct I/O): their hold, or their discard, waits for the
+    /// pages to be idle (re-checked by the heartbeat). Lock order: after `fs`.
+    lingering: Pin<KBox<Mutex<KVec<Lingering>>>>,
+    /// Removal of the device was noticed and said.
+    removal_said: AtomicBool,
+    /// The unmount gave up waiting for referenced pages: the device's page
+    /// map is never released (the device cannot be removed under them).
+    leak_pagemap: AtomicBool,
     node: u32,
     lease_ms: u32,
     read_only: AtomicBool,
     root: Attrs,
-    /// Heartbeat work (stopped first when the mount goes away).
-    heartbeat: Option<PeriodicWork>,
     /// The lease was lost; said once.
     fenced: AtomicBool,
     /// Heartbeat ticks so far.
@@ -233,11 +240,109 @@ fn before_read(d: &MountData, k: &KeyState, unit: u64) -> Result {
     Ok(())
 }
 
+/// A key whose last hold on this host, or whose discard, waits until no page
+/// of it is referenced any more: a long-term pin (RDMA or GPU registration),
+/// a pipe buffer filled by `vmsplice`, direct I/O in flight — references
+/// that outlive every mapping and file of the key. Until then its units must
+/// not be reused: DMA may still read or write them.
+struct Lingering {
+    handle: Handle,
+    /// Unpublished: discarded once idle (else its hold is released).
+    abort: bool,
+    ranges: KeyRanges,
+}
+
+/// The device ranges `(offset, length)` of a key's units.
+#[derive(Clone, Copy)]
+struct KeyRanges {
+    r: [(u64, u64); MAX_EXTENTS],
+    n: usize,
+}
+
+impl KeyRanges {
+    /// Units `[from, ..)` of the key (in key order).
+    fn of(geo: &Geometry, rec: &EntryRec, from: u64) -> Self {
+        let mut k = KeyRanges { r: [(0, 0); MAX_EXTENTS], n: 0 };
+        let mut skip = from;
+        for x in rec.used_extents() {
+            let c = u64::from(x.count);
+            if skip >= c {
+                skip -= c;
+                continue;
+            }
+            if let Some(slot) = k.r.get_mut(k.n) {
+                *slot = (geo.unit(u64::from(x.start) + skip), (c - skip) * UNIT);
+                k.n += 1;
+            }
+            skip = 0;
+        }
+        k
+    }
+
+    /// Whether a page of these ranges is referenced on this host.
+    fn busy(&self, d: &MountData) -> bool {
+        if test_skips(TEST_SKIP_PINS) {
+            return false;
+        }
+        self.r.iter().take(self.n).any(|&(off, len)| d.map.busy(off, len))
+    }
+}
+
+/// Queues key `h` (ranges `r`) to be released or discarded when its pages
+/// are idle. Caller holds the fs mutex (lock order).
+fn linger(d: &MountData, h: Handle, abort: bool, r: KeyRanges) {
+    let mut l = d.lingering.lock();
+    if l.push(Lingering { handle: h, abort, ranges: r }, GFP_KERNEL).is_err() {
+        // No memory to remember it: keep the hold (or the unpublished key)
+        // for good rather than free units DMA may reach; fsck or the next
+        // mount of this node reclaims them.
+        pr_err!("key entry {}: its pages are still referenced and it cannot be queued; its units stay allocated\n", h.entry);
+        return;
+    }
+    if l.len() == 1 || l.len() % 64 == 0 {
+        pr_info!("key entry {}: pages still referenced after its last close (pinned or in a pipe): its units stay allocated until they are released ({} such keys)\n", h.entry, l.len());
+    }
+}
+
+/// Releases or discards the lingering keys whose pages are idle now.
+/// Returns how many are still referenced.
+fn retry_lingering(d: &MountData, fs: &mut CoreFs) -> usize {
+    let mut l = d.lingering.lock();
+    let mut i = 0;
+    let mut freed = false;
+    while let Some(x) = l.get(i) {
+        if x.ranges.busy(d) {
+            i += 1;
+            continue;
+        }
+        let (h, abort) = (x.handle, x.abort);
+        let _ = l.remove(i);
+        // A discarded key may also carry the hold taken for its publish.
+        let r = if abort {
+            fs.abort(&h).and_then(|()| fs.release(h.entry))
+        } else {
+            fs.release(h.entry)
+        };
+        if let Err(e) = r {
+            pr_warn!("key entry {}: giving up its units after their pages went idle failed: error {}\n", h.entry, e.errno());
+        }
+        freed = true;
+    }
+    let left = l.len();
+    drop(l);
+    if freed {
+        let _ = fs.drain_orphans();
+    }
+    left
+}
+
 /// Test-only knobs (module parameter `test_skip`, see `marufs_main.rs`):
 /// the negative controls of the non-coherent test mode.
 pub(crate) const TEST_SKIP_WRITE_BACK: u32 = 1;
 /// Skip readers' data invalidations.
 pub(crate) const TEST_SKIP_INVALIDATE: u32 = 2;
+/// Ignore page references (pins) when giving up a key's units.
+pub(crate) const TEST_SKIP_PINS: u32 = 4;
 
 fn test_skips(what: u32) -> bool {
     crate::test_skip() & what != 0
@@ -388,7 +493,14 @@ impl FileSystem for Marufs {
                 pr_err!("{}: the device-dax range is not addressable\n", src);
                 ENXIO
             }
+            DaxOpenError::Gone => {
+                pr_err!("{}: the device is being removed\n", src);
+                ENXIO
+            }
         })?;
+        if crate::test_skip() != 0 {
+            pr_warn!("{}: TEST MODE test_skip={:#x}: safety measures are disabled (negative controls); never in production\n", src, crate::test_skip());
+        }
         let shadowed = crate::noncoherent_test();
         if shadowed {
             pr_warn!("{}: TEST MODE noncoherent_test=1: this host sees the pool through a simulated non-coherent cache\n", src);
@@ -421,28 +533,24 @@ impl FileSystem for Marufs {
         let claim = ClaimGuard { phys: dev.phys(), node, armed: true };
         let lease_ms = o.lease_ms.unwrap_or(DEFAULT_LEASE_MS);
         let tun = Tunables::for_lease(u64::from(lease_ms) * 1_000_000);
-        let mut fs = Fs::open(media, KEnv, node, tun).map_err(|e| {
+        let fs = Fs::open(media, KEnv, node, tun).map_err(|e| {
             pr_err!("{}: cannot use node={}: error {}\n", src, node, e.errno());
             kerr(e)
         })?;
-        if !read_only {
-            fs.join().map_err(|e| {
-                pr_err!("{}: node {} cannot join the pool: error {} (is another host using node={}?)\n", src, node, e.errno(), node);
-                kerr(e)
-            })?;
-        }
-        let epoch = fs.epoch();
         let mkfs_time = fs.superblock().mkfs_time;
         let data_off = fs.geometry().data_off;
         let geo = *fs.geometry();
         let has_dir_changes = fs.has_dir_changes();
         map.set_data_start(data_off)?;
+        if geo.data_units > 0 && !dev.huge_at(data_off) {
+            pr_info!("{}: the device has no 2 MiB pages (a namespace aligned to 4 KiB?): keys are mapped with 4 KiB pages; align it to 2 MiB for huge mappings\n", src);
+        }
         // The tracker: 16 bytes per data unit (8 MiB for a 1 TiB pool).
         let mut seen = KVVec::new();
         if !o.coherent {
             seen.extend_with(geo.data_units as usize, Seen::UNKNOWN, GFP_KERNEL)?;
         }
-        let mut data = KBox::new(
+        let data = KBox::new(
             MountData {
                 fs: KBox::pin_init(new_mutex!(fs), GFP_KERNEL)?,
                 names: KBox::pin_init(new_mutex!(KVVec::new()), GFP_KERNEL)?,
@@ -454,7 +562,10 @@ impl FileSystem for Marufs {
                 map,
                 data_off,
                 phys: dev.phys(),
-                _dev: dev,
+                dev,
+                lingering: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
+                removal_said: AtomicBool::new(false),
+                leak_pagemap: AtomicBool::new(false),
                 node,
                 lease_ms,
                 read_only: AtomicBool::new(read_only),
@@ -470,21 +581,25 @@ impl FileSystem for Marufs {
                     ctime_ns: mkfs_time,
                     generation: 0,
                 },
-                heartbeat: None,
                 fenced: AtomicBool::new(false),
                 ticks: AtomicU32::new(0),
             },
             GFP_KERNEL,
         )?;
-        if !read_only {
-            // SAFETY: `data` is boxed (stable address) and the work is stopped
-            // in `MountData::drop` before anything else of it goes away.
-            let w = unsafe { PeriodicWork::start(&data, (lease_ms / 4).max(25))? };
-            data.heartbeat = Some(w);
-        }
-        // From here the mount data releases the claim when it goes away.
+        // From here the mount data releases the claim when it goes away,
+        // and leaves the pool if it joined: a failure after the join below
+        // (no root inode...) leaves no active slot behind.
         claim.disarm();
-        sb.setup(MARUFS_MAGIC, 21, i64::MAX);
+        if !read_only {
+            data.fs().join().map_err(|e| {
+                pr_err!("{}: node {} cannot join the pool: error {} (is another host using node={}?)\n", src, node, e.errno(), node);
+                kerr(e)
+            })?;
+        }
+        let epoch = data.fs().epoch();
+        // The largest key: MAX_EXTENTS extents, each inside one chunk.
+        let max_units = geo.data_units.min(MAX_EXTENTS as u64 * u64::from(geo.chunk_units));
+        sb.setup(MARUFS_MAGIC, 21, i64::try_from(max_units * UNIT).unwrap_or(i64::MAX));
         sb.make_root(&data.root)?;
         pr_info!(
             "{}: mounted pool of {} MiB as node {} (epoch {}){}\n",
@@ -533,6 +648,38 @@ impl FileSystem for Marufs {
         seq_print!(m, ",node={},lease_ms={}", d.node, d.lease_ms);
         if d.coherent {
             seq_print!(m, ",coherent");
+        }
+    }
+
+    /// Leaving the pool drops every hold of this host, so the unmount first
+    /// waits (the heartbeat keeps the lease) until no lingering key's pages
+    /// are referenced. Only a fatal signal ends the wait early; then the
+    /// device's page map is kept forever, so that at least the device can
+    /// never be removed under the pages.
+    fn shutdown(d: &MountData) {
+        let mut waited = 0u32;
+        loop {
+            let left = retry_lingering(d, &mut d.fs());
+            if left == 0 {
+                return;
+            }
+            if waited % 100 == 0 {
+                pr_warn!(
+                    "node {}: unmount waits for {} keys whose pages are still referenced (DMA registrations, pipe buffers): release them, or kill the unmount\n",
+                    d.node,
+                    left
+                );
+            }
+            waited += 1;
+            if crate::vfs::sys::sleep_killable(100) {
+                pr_err!(
+                    "node {}: unmount killed while {} keys' pages are still referenced: other hosts may reuse their units; the device can no longer be removed\n",
+                    d.node,
+                    left
+                );
+                d.leak_pagemap.store(true, Ordering::Relaxed);
+                return;
+            }
         }
     }
 }
@@ -677,6 +824,13 @@ pub struct KeyState {
     /// A user mapping of the unpublished key was made writable: its stores
     /// may sit in this host's cache (`KeyWrites`).
     mapped_writable: AtomicBool,
+    /// The published record (size, extents), read once when a file of the
+    /// key is first opened with a hold (joined mounts): a published key's
+    /// record never changes while held, and a later hold of the same
+    /// generation is of the same record. Reads and faults use it without
+    /// the mount mutex, so they never wait behind a metadata operation that
+    /// waits for the cross-host lock.
+    published: SetOnce<EntryRec>,
 }
 
 impl KeyState {
@@ -706,7 +860,13 @@ fn units(r: &EntryRec) -> u64 {
 /// before anyone can read them (they may hold a deleted key's bytes).
 /// `shrink`: the size may also go down (truncate).
 fn set_size_zeroed(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Result {
-    set_size_inner(d, k, size, shrink).inspect_err(|_| k.failed.store(true, Ordering::Release))
+    // A truncate refused because given-up units are still referenced
+    // (EBUSY) changed nothing: the key stays intact.
+    set_size_inner(d, k, size, shrink).inspect_err(|e| {
+        if *e != EBUSY {
+            k.failed.store(true, Ordering::Release)
+        }
+    })
 }
 
 /// The metadata change runs under the mount mutex; the zeroing (slow: 2 MiB
@@ -722,6 +882,14 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
         let before = fs.extents(&k.handle()).map_err(kerr)?;
         if size == before.size || (size < before.size && !shrink) {
             return Ok(());
+        }
+        if size < before.size {
+            // The vfs layer zapped the mappings past `size`; a page of the
+            // units given up that is still referenced (pinned, in a pipe)
+            // keeps them: refused, nothing changes.
+            if KeyRanges::of(&d.geo, &before, size.div_ceil(UNIT)).busy(d) {
+                return Err(EBUSY);
+            }
         }
         fs.set_size_with(&k.handle(), size, |u| {
             if let Some(x) = known.get_mut(nknown) {
@@ -825,6 +993,7 @@ impl Keys for Marufs {
             failed: AtomicBool::new(false),
             creator_holds: AtomicBool::new(false),
             mapped_writable: AtomicBool::new(false),
+            published: SetOnce::new(),
         }
     }
 
@@ -926,6 +1095,9 @@ impl Keys for Marufs {
             });
         }
         if k.holders.load(Ordering::Relaxed) == 0 {
+            // A hold left lingering by this key's pages is taken over by
+            // this file (its release checks the pages again).
+            d.lingering.lock().retain(|l| l.abort || l.handle.entry != k.entry);
             // The dentry's tag, if its directory's counter still reads it,
             // spares the hold a re-read of the entry.
             let vouch = vouch.and_then(|(dir, tag)| match decode_ino(dir) {
@@ -938,6 +1110,13 @@ impl Keys for Marufs {
             })?;
         }
         k.holders.fetch_add(1, Ordering::Relaxed);
+        if k.published.as_ref().is_none() {
+            if let Ok(e) = fs.stat_entry(k.entry) {
+                if e.rec.state == entry_state::PUBLISHED && e.rec.generation == k.generation {
+                    k.published.populate(e.rec);
+                }
+            }
+        }
         Ok(OpenKey {
             creator: false,
             held: true,
@@ -964,32 +1143,67 @@ impl Keys for Marufs {
             && k.creating.load(Ordering::Acquire)
             && fs.extents(&k.handle()).is_ok_and(|r| r.name.is_temporary());
         let held = f.held || (f.creator && k.creator_holds.swap(false, Ordering::AcqRel));
-        if f.creator && k.creating.load(Ordering::Acquire) && (k.failed.load(Ordering::Acquire) || unnamed) {
+        // Pages of the creator's units still referenced after its last
+        // mapping went (pinned, in a pipe): the units stay allocated.
+        let creating = f.creator && k.creating.load(Ordering::Acquire);
+        let ranges = if creating {
+            fs.extents(&k.handle()).ok().map(|r| KeyRanges::of(&d.geo, &r, 0))
+        } else {
+            None
+        };
+        let pinned = ranges.filter(|r| r.busy(d));
+        if creating && (k.failed.load(Ordering::Acquire) || unnamed) {
             // A write or truncate failed, or an O_TMPFILE was never
             // linked: never publish it.
             k.creating.store(false, Ordering::Release);
-            if let Err(e) = fs.abort(&k.handle()) {
+            if let Some(r) = pinned {
+                linger(d, k.handle(), true, r);
+            } else if let Err(e) = fs.abort(&k.handle()) {
                 pr_warn!("key entry {}: discarding failed key: error {}\n", k.entry, e.errno());
             }
-        } else if f.creator && k.creating.load(Ordering::Acquire) {
+        } else if creating {
+            // Still-referenced pages hold the key from before it becomes
+            // visible (and unlinkable) to other hosts.
+            let hold = pinned.is_some() && fs.hold_creating(&k.handle()).is_ok();
             match fs.publish(&k.handle(), None) {
                 Ok(()) => {
                     k.creating.store(false, Ordering::Release);
                     if let Some(rec) = &written {
                         own_units(d, k, rec);
                     }
+                    if let (true, Some(r)) = (hold, pinned) {
+                        linger(d, k.handle(), false, r);
+                    }
                 }
                 Err(e) => {
                     pr_err!("key entry {}: publish failed: error {}; the key is discarded\n", k.entry, e.errno());
-                    let _ = fs.abort(&k.handle());
+                    if let Some(r) = pinned {
+                        linger(d, k.handle(), true, r);
+                    } else {
+                        let _ = fs.abort(&k.handle());
+                    }
                 }
             }
         }
         if held && k.holders.fetch_sub(1, Ordering::Relaxed) == 1 {
-            if let Err(e) = fs.release(k.entry) {
-                pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
+            // The last file of the key on this host: the hold goes unless
+            // its pages are still referenced (then when they are idle).
+            let r = match k.published.as_ref() {
+                Some(rec) => Some(KeyRanges::of(&d.geo, rec, 0)),
+                None => fs
+                    .stat_entry(k.entry)
+                    .ok()
+                    .filter(|e| e.rec.generation == k.generation)
+                    .map(|e| KeyRanges::of(&d.geo, &e.rec, 0)),
+            };
+            if let Some(r) = r.filter(|r| r.busy(d)) {
+                linger(d, k.handle(), false, r);
+            } else {
+                if let Err(e) = fs.release(k.entry) {
+                    pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
+                }
+                let _ = fs.drain_orphans();
             }
-            let _ = fs.drain_orphans();
         }
     }
 
@@ -1001,12 +1215,20 @@ impl Keys for Marufs {
     }
 
     fn segment(d: &MountData, k: &KeyState, pos: u64) -> Result<Option<Segment>> {
-        let rec = {
-            let fs = d.fs();
-            if k.creating.load(Ordering::Acquire) {
-                fs.extents(&k.handle()).map_err(kerr)?
-            } else {
-                fs.stat_entry(k.entry).map_err(kerr)?.rec
+        let owned;
+        let rec = match k.published.as_ref() {
+            // Published and held (the file being read or mapped holds it).
+            Some(r) if !k.creating.load(Ordering::Acquire) => r,
+            _ => {
+                owned = {
+                    let fs = d.fs();
+                    if k.creating.load(Ordering::Acquire) {
+                        fs.extents(&k.handle()).map_err(kerr)?
+                    } else {
+                        fs.stat_entry(k.entry).map_err(kerr)?.rec
+                    }
+                };
+                &owned
             }
         };
         if rec.generation != k.generation {
@@ -1163,6 +1385,15 @@ impl Faults for Marufs {
 }
 
 impl Periodic for Marufs {
+    /// The heartbeat: four renewals per lease on a read-write mount.
+    fn period_ms(d: &MountData) -> Option<u32> {
+        if d.read_only.load(Ordering::Relaxed) {
+            None
+        } else {
+            Some((d.lease_ms / 4).max(25))
+        }
+    }
+
     fn tick(d: &MountData) {
         // TEST ONLY: the simulated cache evicts lines (dirty ones reach
         // memory) at any moment; here, a few hundred per tick.
@@ -1185,6 +1416,10 @@ impl Periodic for Marufs {
         // Renewal is cheap and comes first on every tick; scanning the peers
         // and reclaiming orphans (reads of every host slot) every 4th tick,
         // so that slow media never delays a renewal past the lease.
+        if d.dev.removal_pending() && !d.removal_said.swap(true, Ordering::Relaxed) {
+            pr_warn!("node {}: the device is being removed: its removal waits until this pool is unmounted\n", d.node);
+        }
+        retry_lingering(d, &mut fs);
         if d.ticks.fetch_add(1, Ordering::Relaxed) % 4 == 0 {
             if let Err(e) = fs.check_peers() {
                 pr_warn!("node {}: checking peers failed: error {}\n", d.node, e.errno());
@@ -1221,7 +1456,6 @@ impl Drop for ClaimGuard {
 
 impl Drop for MountData {
     fn drop(&mut self) {
-        drop(self.heartbeat.take());
         let mut fs = self.fs.lock();
         if fs.is_joined() {
             if let Err(e) = fs.leave() {
@@ -1230,5 +1464,8 @@ impl Drop for MountData {
         }
         drop(fs);
         release_mount(self.phys, self.node);
+        if *self.leak_pagemap.get_mut() {
+            self.dev.leak_pagemap();
+        }
     }
 }

@@ -18,6 +18,9 @@
 #include <linux/pagemap.h>
 #include <linux/timekeeping.h>
 #include <linux/unaligned.h>
+#include <linux/memremap.h>
+#include <linux/percpu-refcount.h>
+#include <linux/sched/signal.h>
 #include "shim.h"
 
 /* statfs f_type of marufs: "MARU" */
@@ -441,6 +444,87 @@ void marufs_shim_invalidate_unlock_shared(struct inode *inode)
 void marufs_shim_unmap_all(struct inode *inode)
 {
 	unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+}
+
+/* Zaps every user mapping of the file from byte `from` (page-rounded up). */
+void marufs_shim_unmap_from(struct inode *inode, u64 from)
+{
+	unmap_mapping_range(inode->i_mapping, round_up(from, PAGE_SIZE), 0, 1);
+}
+
+/*
+ * Whether any page of device memory [phys, phys + len) is referenced beyond
+ * its resting count: mapped by a process, or held by get_user_pages() or
+ * pin_user_pages() (DMA registrations, pipe buffers filled by vmsplice,
+ * direct I/O in flight). Device-dax (MEMORY_DEVICE_GENERIC) folios rest at
+ * one reference (mm_init.c: only FS_DAX and driver-managed types start at
+ * zero); every mapping, get and pin adds to the folio's count.
+ */
+bool marufs_shim_dev_range_busy(u64 phys, u64 len)
+{
+	unsigned long pfn = PHYS_PFN(phys), end = PHYS_PFN(phys + len);
+
+	while (pfn < end) {
+		struct folio *folio;
+		unsigned long next;
+
+		if (!pfn_valid(pfn)) {
+			pfn++;
+			continue;
+		}
+		folio = pfn_folio(pfn);
+		if (folio_ref_count(folio) > 1)
+			return true;
+		next = folio_pfn(folio) + folio_nr_pages(folio);
+		pfn = next > pfn ? next : pfn + 1;
+	}
+	return false;
+}
+
+/* Order of the folio holding device memory at phys (-1: no struct page). */
+int marufs_shim_dev_folio_order(u64 phys)
+{
+	unsigned long pfn = PHYS_PFN(phys);
+
+	if (!pfn_valid(pfn))
+		return -1;
+	return folio_order(pfn_folio(pfn));
+}
+
+/* TEST ONLY (noncoherent_test): the same for a page of the cache model
+ * (vmalloc pages rest at one reference). */
+bool marufs_shim_page_busy(struct page *page)
+{
+	return page_count(page) > 1;
+}
+
+/*
+ * A reference to the device's page map (its struct pages). While it is held,
+ * removing the device (unbinding device_dax, destroying the region) waits in
+ * memunmap_pages() instead of freeing struct pages that user mappings and
+ * pins of marufs keys still point at. NULL if the pfn has no live page map.
+ */
+void *marufs_shim_pagemap_get(u64 phys)
+{
+	return get_dev_pagemap(PHYS_PFN(phys));
+}
+
+void marufs_shim_pagemap_put(void *pgmap)
+{
+	put_dev_pagemap(pgmap);
+}
+
+/* Whether removal of the device has begun (it waits for our reference). */
+bool marufs_shim_pagemap_dying(void *pgmap)
+{
+	return percpu_ref_is_dying(&((struct dev_pagemap *)pgmap)->ref);
+}
+
+/* Sleeps `ms` milliseconds unless killed; true if a fatal signal is pending. */
+bool marufs_shim_sleep_killable(unsigned int ms)
+{
+	schedule_timeout_killable(msecs_to_jiffies(ms));
+	return fatal_signal_pending(current);
 }
 
 int marufs_shim_tmpfile_open(struct file *file, struct inode *inode)

@@ -124,6 +124,14 @@ void marufs_shim_invalidate_lock_shared(struct inode *inode);
 void marufs_shim_invalidate_unlock_shared(struct inode *inode);
 /* Zaps every user mapping of the inode (they fault again). */
 void marufs_shim_unmap_all(struct inode *inode);
+void marufs_shim_unmap_from(struct inode *inode, u64 from);
+bool marufs_shim_dev_range_busy(u64 phys, u64 len);
+bool marufs_shim_page_busy(struct page *page);
+int marufs_shim_dev_folio_order(u64 phys);
+void *marufs_shim_pagemap_get(u64 phys);
+void marufs_shim_pagemap_put(void *pgmap);
+bool marufs_shim_pagemap_dying(void *pgmap);
+bool marufs_shim_sleep_killable(unsigned int ms);
 /* i_op->tmpfile: attaches the new inode to the file and opens it. */
 int marufs_shim_tmpfile_open(struct file *file, struct inode *inode);
 /* i_op->link of an O_TMPFILE: gives the inode its name. */

@@ -147,6 +147,9 @@ run_scenario_once() {
         if [ $failed_clean = 0 ]; then
             echo "negative control: every host passed; the test bed cannot see what this scenario disables" >>"$dir/summary.log"
             st=1
+        elif [ -n "$EXPECT_MARKER" ] && ! grep -aq -e "$EXPECT_MARKER" "$dir"/*.log; then
+            echo "negative control: a host failed, but not with \"$EXPECT_MARKER\" (the failure it must show)" >>"$dir/summary.log"
+            st=1
         else
             echo "negative control: $failed_clean host(s) failed as expected" >>"$dir/summary.log"
         fi
@@ -159,7 +162,7 @@ run_scenario_once() {
 
 run_scenario() {  # run_scenario FILE
     local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G CPUS= BOOT_TIMEOUT=180 \
-        MODPARAMS= EXPECT=pass
+        MODPARAMS= EXPECT=pass EXPECT_MARKER=
     name=$(basename "$scn" .scn)
     # shellcheck disable=SC1090
     . "$scn"

@@ -20,6 +20,8 @@ pub enum DaxOpenError {
     NotDax,
     /// The device's first 2 MiB are not physically addressable.
     NoRange,
+    /// The device has no live page map (it is being removed).
+    Gone,
 }
 
 /// An opened device-dax character device.
@@ -28,11 +30,13 @@ pub enum DaxOpenError {
 ///
 /// `file` is an open `struct file` of a device-dax device (we hold a
 /// reference, dropped in `drop`); `[phys, phys + len)` is the device's first
-/// physically contiguous range.
+/// physically contiguous range; `pgmap` is a reference to the page map of
+/// its struct pages (`get_dev_pagemap`), put in `drop` unless leaked.
 pub struct DaxDevice {
     file: *mut bindings::file,
     phys: u64,
     len: u64,
+    pgmap: *mut c_void,
 }
 
 // SAFETY: the file reference and dev_dax may be used and released from any
@@ -89,13 +93,50 @@ impl DaxDevice {
                 hi = mid - 1;
             }
         }
-        // INVARIANT: `file` is an open device-dax file and
-        // `[phys, phys + lo * 2 MiB)` its first contiguous range.
+        // The page map: held while mounted, so that removing the device
+        // waits for the unmount (memunmap_pages() waits for its references)
+        // instead of freeing struct pages our user mappings and pins use.
+        // SAFETY: any physical address may be looked up.
+        let pgmap = unsafe { shim::marufs_shim_pagemap_get(phys) };
+        if pgmap.is_null() {
+            close();
+            return Err(DaxOpenError::Gone);
+        }
+        // INVARIANT: `file` is an open device-dax file,
+        // `[phys, phys + lo * 2 MiB)` its first contiguous range, `pgmap` a
+        // reference to its page map.
         Ok(Self {
             file,
             phys,
             len: lo * SZ_2M,
+            pgmap,
         })
+    }
+
+    /// Whether device offset `off` starts a 2 MiB folio at a 2 MiB-aligned
+    /// physical address, so that key units there can be mapped with PMDs
+    /// (a namespace aligned to 4 KiB has order-0 folios).
+    pub fn huge_at(&self, off: u64) -> bool {
+        let p = self.phys + off;
+        // SAFETY: any physical address may be queried.
+        let order = unsafe { shim::marufs_shim_dev_folio_order(p) };
+        // SAFETY: no preconditions.
+        let pmd = unsafe { shim::marufs_shim_pmd_order() };
+        p % SZ_2M == 0 && u32::try_from(order).is_ok_and(|o| o == pmd)
+    }
+
+    /// Whether removal of the device has begun: it is waiting for this
+    /// mount to go away.
+    pub fn removal_pending(&self) -> bool {
+        // SAFETY: `pgmap` is referenced (type invariant).
+        !self.pgmap.is_null() && unsafe { shim::marufs_shim_pagemap_dying(self.pgmap) }
+    }
+
+    /// Keeps the page-map reference forever: the device can then never be
+    /// removed, which is the safe outcome when pages of it may still be
+    /// pinned after the mount is gone.
+    pub fn leak_pagemap(&mut self) {
+        self.pgmap = core::ptr::null_mut();
     }
 
     /// Size in bytes of the device's contiguous range.
@@ -149,6 +190,10 @@ impl DaxDevice {
 
 impl Drop for DaxDevice {
     fn drop(&mut self) {
+        if !self.pgmap.is_null() {
+            // SAFETY: taken in `open`, put once here (type invariant).
+            unsafe { shim::marufs_shim_pagemap_put(self.pgmap) };
+        }
         // SAFETY: `file` is open and ours (type invariant); closed once.
         unsafe { bindings::filp_close(self.file, core::ptr::null_mut()) };
     }
@@ -210,6 +255,22 @@ impl DaxMapping {
     /// device offset `off` (`None` without the model).
     pub(crate) fn shadow_page(&self, off: u64) -> Option<Result<*mut bindings::page>> {
         self.shadow.as_ref().map(|s| s.page(off))
+    }
+
+    /// Whether a page of `[off, off + len)` is still referenced by anything
+    /// but its resting count: a user mapping, a pin or a get_user_pages
+    /// reference (DMA registration, vmsplice'd pipe buffer, direct I/O).
+    /// Out-of-range bytes count as unreferenced.
+    pub fn busy(&self, off: u64, len: u64) -> bool {
+        let Some(end) = off.checked_add(len).filter(|&e| e <= self.len) else {
+            return false;
+        };
+        if let Some(s) = &self.shadow {
+            return s.busy(off, end - off);
+        }
+        // SAFETY: any physical range may be queried; `[phys + off, phys +
+        // end)` is device memory whose page map the device holds.
+        unsafe { shim::marufs_shim_dev_range_busy(self.phys + off, end - off) }
     }
 
     fn range(&self, off: u64, len: usize) -> Result<*mut u8> {

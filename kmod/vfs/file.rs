@@ -280,20 +280,25 @@ unsafe extern "C" fn write_iter_cb(iocb: *mut bindings::kiocb, iter: *mut bindin
         Ok(v) => v,
         Err(e) => return e.to_errno() as isize,
     };
-    // SAFETY: `iter` and `iocb` are live (VFS contract).
-    let (count, pos) = unsafe { (shim::marufs_shim_iov_count(iter), (*iocb).ki_pos as u64) };
-    if count == 0 {
-        return 0;
-    }
-    let Some(end) = pos.checked_add(count as u64) else {
-        return EFBIG.to_errno() as isize;
-    };
     // SAFETY: `inode` is live. The lock serialises writers of the file (its
     // size) and orders writes against `link_cb`, which publishes the key
     // under the same lock.
     unsafe { shim::marufs_shim_inode_lock(inode) };
-    // SAFETY: as above.
-    let r = unsafe { write_locked(d, k, of, inode, iocb, iter, pos, end) };
+    // O_APPEND (the position becomes the size), RLIMIT_FSIZE (SIGXFSZ and
+    // EFBIG) and s_maxbytes: the iterator is cut to what may be written.
+    // SAFETY: `iocb` and `iter` are live (VFS contract), the inode locked.
+    let checked = unsafe { bindings::generic_write_checks(iocb, iter) };
+    let r = if checked <= 0 {
+        checked
+    } else {
+        // SAFETY: `iter` and `iocb` are live (VFS contract).
+        let (count, pos) = unsafe { (shim::marufs_shim_iov_count(iter), (*iocb).ki_pos as u64) };
+        match pos.checked_add(count as u64) {
+            None => EFBIG.to_errno() as isize,
+            // SAFETY: as above, the inode lock is held.
+            Some(end) => unsafe { write_locked(d, k, of, inode, iocb, iter, pos, end) },
+        }
+    };
     // SAFETY: locked above.
     unsafe { shim::marufs_shim_inode_unlock(inode) };
     r
@@ -643,7 +648,23 @@ pub(crate) unsafe extern "C" fn setattr_cb(
         (Ok(d), k, ino) => (d, k, ino),
         (Err(e), _, _) => return e.to_errno(),
     };
-    match Fs::setattr(d, ino, k, &s) {
+    // A truncate zaps mappings past the new size first (under the
+    // invalidate lock, so no fault maps them again before the units are
+    // gone): no process may keep reaching units the key gives up.
+    let trunc = s.size.filter(|_| k.is_some());
+    if let Some(size) = trunc {
+        // SAFETY: `inode` is live and locked; lock order as in `link_cb`.
+        unsafe {
+            shim::marufs_shim_invalidate_lock(inode);
+            shim::marufs_shim_unmap_from(inode, size);
+        }
+    }
+    let r = Fs::setattr(d, ino, k, &s);
+    if trunc.is_some() {
+        // SAFETY: taken above.
+        unsafe { shim::marufs_shim_invalidate_unlock(inode) };
+    }
+    match r {
         Ok(a) => {
             // SAFETY: the inode is locked by the VFS.
             unsafe { inode::apply(inode, &a) };

@@ -55,6 +55,9 @@ pub trait FileSystem {
     fn statfs(data: &Self::Data) -> Result<StatFs>;
     /// Prints the mount options for `/proc/mounts`.
     fn show_options(data: &Self::Data, m: &SeqFile);
+    /// Unmount, after every inode of the superblock is gone and before the
+    /// per-mount state is dropped (its periodic work still runs).
+    fn shutdown(data: &Self::Data);
 }
 
 /// The module's one filesystem type: the C tables dispatch to it.
@@ -163,10 +166,10 @@ pub unsafe extern "C" fn marufs_rs_fill_super(
     // SAFETY: `sb` is a new superblock being set up (function contract).
     let mut nsb = unsafe { NewSuperBlock::from_raw(sb) };
     match Fs::fill_super(source, opts, ro, &mut nsb) {
-        Ok(data) => {
-            nsb.set_fs_info(data);
-            0
-        }
+        Ok(data) => match nsb.set_fs_info(data) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        },
         Err(e) => e.to_errno(),
     }
 }

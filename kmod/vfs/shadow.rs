@@ -285,6 +285,36 @@ impl Shadow {
         self.write_back_drop(off, len)
     }
 
+    /// Whether a page user mappings got for `[off, off + len)` is still
+    /// referenced (mapped, pinned, held by get_user_pages). Regions never
+    /// touched have handed out no page.
+    pub(crate) fn busy(&self, off: u64, len: u64) -> bool {
+        let mut o = off - off % 4096;
+        while o < off.saturating_add(len) {
+            let i = (o / REGION) as usize;
+            let p = self.regions.get(i).map_or(core::ptr::null_mut(), |s| s.load(Ordering::Acquire));
+            if p.is_null() {
+                o = (o / REGION + 1) * REGION;
+                continue;
+            }
+            // SAFETY: type invariant: a non-null slot is a live leaked box.
+            let r = unsafe { &*p };
+            let w = (o % REGION) as usize;
+            if w >= r.len {
+                o = (o / REGION + 1) * REGION;
+                continue;
+            }
+            // SAFETY: `r.cache + w` lies in a live vmalloc allocation.
+            let pg = unsafe { bindings::vmalloc_to_page(r.cache.add(w).cast::<c_void>().cast_const()) };
+            // SAFETY: `pg` is a page of a live vmalloc allocation.
+            if !pg.is_null() && unsafe { shim::marufs_shim_page_busy(pg) } {
+                return true;
+            }
+            o += 4096;
+        }
+        false
+    }
+
     /// The cache page user mappings get for device offset `off`.
     pub(crate) fn page(&self, off: u64) -> Result<*mut bindings::page> {
         let r = self.region(off)?;

@@ -137,6 +137,14 @@ extern "C" {
     pub(crate) fn marufs_shim_invalidate_lock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_invalidate_unlock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_unmap_all(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_unmap_from(inode: *mut bindings::inode, from: u64);
+    pub(crate) fn marufs_shim_dev_range_busy(phys: u64, len: u64) -> bool;
+    pub(crate) fn marufs_shim_page_busy(page: *mut bindings::page) -> bool;
+    pub(crate) fn marufs_shim_dev_folio_order(phys: u64) -> c_int;
+    pub(crate) fn marufs_shim_pagemap_get(phys: u64) -> *mut c_void;
+    pub(crate) fn marufs_shim_pagemap_put(pgmap: *mut c_void);
+    pub(crate) fn marufs_shim_pagemap_dying(pgmap: *mut c_void) -> bool;
+    pub(crate) fn marufs_shim_sleep_killable(ms: u32) -> bool;
     pub(crate) fn marufs_shim_tmpfile_open(file: *mut bindings::file, inode: *mut bindings::inode) -> c_int;
     pub(crate) fn marufs_shim_link_instantiate(inode: *mut bindings::inode, dentry: *mut bindings::dentry);
     pub(crate) fn marufs_shim_mkwrite_allow(vmf: *mut bindings::vm_fault) -> u32;

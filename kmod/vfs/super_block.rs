@@ -6,6 +6,7 @@ use super::{
     fs_context, inode,
     inode::Attrs,
     shim,
+    work::{Periodic, PeriodicWork},
 };
 use core::marker::PhantomData;
 use kernel::{bindings, ffi::c_int, prelude::*, seq_file::SeqFile};
@@ -86,13 +87,38 @@ impl NewSuperBlock<'_> {
         Ok(())
     }
 
-    /// Hands the per-mount state to the superblock; it is dropped by
-    /// `kill_sb` after the VFS shut the superblock down.
-    pub(crate) fn set_fs_info<T>(&mut self, data: KBox<T>) {
+    /// Hands the per-mount state to the superblock and starts its periodic
+    /// work (`Periodic::period_ms`); both are dropped by `kill_sb` after the
+    /// VFS shut the superblock down, the work first. On error (no memory
+    /// for the work) nothing is installed and the state is dropped.
+    pub(crate) fn set_fs_info(&mut self, data: KBox<<fs_context::Fs as fs_context::FileSystem>::Data>) -> Result {
+        let data = KBox::into_inner(data);
+        let period = <fs_context::Fs as Periodic>::period_ms(&data);
+        let mut m = KBox::new(Mounted { work: None, data }, GFP_KERNEL)?;
+        if let Some(ms) = period {
+            // SAFETY: `m.data` is boxed (stable address) and lives until
+            // `kill_sb` drops the box, whose first field `work` is dropped
+            // (stopped, waiting for a running tick) before `data`; on error
+            // here the work was never started.
+            m.work = Some(unsafe { PeriodicWork::start(&m.data, ms)? });
+        }
         // SAFETY: `ptr` is valid (type invariant). Ownership passes to the
         // superblock; `kill_sb` takes it back exactly once.
-        unsafe { (*self.ptr).s_fs_info = KBox::into_raw(data).cast() };
+        unsafe { (*self.ptr).s_fs_info = KBox::into_raw(m).cast() };
+        Ok(())
     }
+}
+
+/// What a superblock owns (`s_fs_info`): the filesystem's per-mount state
+/// and the periodic work running on it.
+///
+/// # Invariants
+///
+/// `work`, if any, was started for `data` and is declared first, so it is
+/// stopped before `data` is dropped.
+pub(crate) struct Mounted<T> {
+    work: Option<PeriodicWork>,
+    data: T,
 }
 
 /// A live superblock of this filesystem.
@@ -100,7 +126,7 @@ impl NewSuperBlock<'_> {
 /// # Invariants
 ///
 /// `ptr` is a live marufs superblock for `'a`; its `s_fs_info` is either NULL
-/// or a `KBox` of the filesystem's `Data` installed by `fill_super`.
+/// or a `KBox<Mounted<Data>>` of the filesystem installed by `fill_super`.
 pub struct SuperBlock<'a> {
     ptr: *mut bindings::super_block,
     _p: PhantomData<&'a bindings::super_block>,
@@ -127,9 +153,10 @@ impl<'a> SuperBlock<'a> {
             None
         } else {
             // SAFETY: by the type invariant a non-NULL s_fs_info is a live
-            // `KBox<T::Data>` (the module has exactly one filesystem type)
-            // that lives until kill_sb, after the last user of `'a`.
-            Some(unsafe { &*p.cast::<T::Data>() })
+            // `KBox<Mounted<T::Data>>` (the module has exactly one
+            // filesystem type) that lives until kill_sb, after the last user
+            // of `'a`.
+            Some(unsafe { &(*p.cast::<Mounted<T::Data>>()).data })
         }
     }
 }
@@ -201,6 +228,10 @@ pub(crate) unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
     if !info.is_null() {
         // SAFETY: `info` came from `set_fs_info` (`KBox::into_raw`) and the
         // superblock is gone, so this is the last reference; freed once.
-        drop(unsafe { KBox::from_raw(info.cast::<<fs_context::Fs as fs_context::FileSystem>::Data>()) });
+        let m = unsafe { KBox::from_raw(info.cast::<Mounted<<fs_context::Fs as fs_context::FileSystem>::Data>>()) };
+        // The periodic work still runs during shutdown (it may wait).
+        <fs_context::Fs as fs_context::FileSystem>::shutdown(&m.data);
+        // Fields in order: the work stops, then the state goes.
+        drop(m);
     }
 }

@@ -22,3 +22,11 @@ pub fn cond_resched() {
     // callers are filesystem operations in process context).
     unsafe { shim::marufs_shim_cond_resched() }
 }
+
+/// Sleeps `ms` milliseconds unless the task is killed; returns whether a
+/// fatal signal is pending. May sleep.
+pub fn sleep_killable(ms: u32) -> bool {
+    // SAFETY: called from process context without spinlocks held (the
+    // unmount path).
+    unsafe { shim::marufs_shim_sleep_killable(ms) }
+}

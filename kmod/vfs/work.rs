@@ -11,6 +11,9 @@ use kernel::{ffi::c_void, prelude::*};
 
 /// Periodic work of a filesystem's mount.
 pub trait Periodic: FileSystem {
+    /// The period of the mount's work in milliseconds (`None`: no work),
+    /// asked once when the superblock takes the mount's state.
+    fn period_ms(d: &Self::Data) -> Option<u32>;
     /// Runs every period while mounted (process context, may sleep).
     fn tick(d: &Self::Data);
 }
@@ -37,7 +40,7 @@ impl PeriodicWork {
     ///
     /// `data` must stay valid (not moved or dropped) until the returned value
     /// is dropped.
-    pub unsafe fn start(data: &<Fs as FileSystem>::Data, period_ms: u32) -> Result<Self> {
+    pub(crate) unsafe fn start(data: &<Fs as FileSystem>::Data, period_ms: u32) -> Result<Self> {
         let ptr = core::ptr::from_ref(data).cast_mut().cast::<c_void>();
         // SAFETY: `ptr` stays valid while the work runs (function contract).
         let p = unsafe { shim::marufs_shim_periodic_start(ptr, period_ms) };

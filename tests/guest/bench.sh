@@ -16,5 +16,12 @@ mkfs.marufs -q -f /dev/dax0.0 || fail "mkfs"
 mount -t marufs /dev/dax0.0 $M || fail "mount"
 mkdir $M/bench
 maru-testkit bench --raw /dev/dax0.0 --maru $M/bench --tmpfs /tmp/tmpfs-bench --iters ${BENCH_ITERS:-200} --settle-secs 8 || fail "bench"
+# Faults of a published 32 MiB key: the publish (write-back) cost; after a
+# remount the first map invalidates each unit; then faults during a
+# create/unlink storm (they must not wait for the metadata mutex).
+maru-testkit fault-bench $M/bench || fail "fault bench (publish)"
+umount $M || fail "umount"
+mount -t marufs /dev/dax0.0 $M || fail "remount"
+maru-testkit fault-bench $M/bench --storm || fail "fault bench"
 umount $M
 log "bench: ok"

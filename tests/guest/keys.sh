@@ -57,6 +57,17 @@ used=$(df -k $M | tail -1 | awk '{print $3}')
 [ "$used" = 0 ] || { df -k $M; fail "space not returned: $used kB used"; }
 umount $M || fail "umount"
 
+# write() honours RLIMIT_FSIZE (generic_write_checks): a key written under
+# `ulimit -f 4` (2048 bytes) stops there (SIGXFSZ/EFBIG) and is published
+# with what was written; O_APPEND writes go to the end.
+mount -t marufs /dev/dax0.0 $M || fail "mount for write checks"
+mkdir $M/wc || fail "mkdir wc"
+(ulimit -f 4; dd if=/dev/zero of=$M/wc/fsz bs=4096 count=2 2>/dev/null) && fail "a write past RLIMIT_FSIZE succeeded"
+[ "$(stat -c %s $M/wc/fsz)" = 2048 ] || fail "RLIMIT_FSIZE: size $(stat -c %s $M/wc/fsz), want 2048"
+maru-testkit append-check $M/wc/ap || fail "O_APPEND"
+rm -r $M/wc || fail "rm wc"
+umount $M || fail "umount after write checks"
+
 # The heartbeat keeps the lease: changes still work after several leases.
 mount -t marufs -o node=1,lease_ms=2000 /dev/dax0.0 $M || fail "mount lease_ms=2000"
 sleep 7

@@ -12,6 +12,8 @@ use std::fs::OpenOptions;
 use std::time::{Duration, Instant};
 
 mod corebench;
+mod faultbench;
+mod pins;
 mod tmpfile;
 
 const MARKER_MAGIC: u64 = 0x4d41_5255_5445_5354; // "MARUTEST"
@@ -205,6 +207,56 @@ enum Cmd {
         #[arg(long)]
         case: String,
     },
+    /// Keep the first MiB of a key's pages in a pipe (vmsplice: references
+    /// that outlive the mapping and the file, like a DMA pin), close the
+    /// key, say so in READY, wait for UNTIL, then check that the pipe still
+    /// shows the key's bytes (fails with "mismatch at byte" otherwise).
+    /// `--create LEN`: create the key first (then a truncate of it must
+    /// fail with EBUSY while its pages are in the pipe).
+    PinHold {
+        key: String,
+        #[arg(long)]
+        create: Option<usize>,
+        /// With `--create`: skip the truncate check.
+        #[arg(long)]
+        no_truncate: bool,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        ready: std::path::PathBuf,
+        #[arg(long)]
+        until: std::path::PathBuf,
+    },
+    /// Register a key's mapping as an io_uring fixed buffer (a writable
+    /// long-term pin) after checking io_uring itself works on anonymous
+    /// memory; succeeds when the key's registration fails with errno EXPECT.
+    /// `--create LEN`: a new key through its writable mapping.
+    UringRegister {
+        key: String,
+        #[arg(long)]
+        create: Option<usize>,
+        #[arg(long, default_value_t = libc::EFAULT)]
+        expect: i32,
+    },
+    /// Fault latency of a published key (one fault per 2 MiB unit): first
+    /// map after mount (with invalidation), later maps, and (`--storm`)
+    /// while another process creates and unlinks keys; prints p50/p99 and
+    /// ratios. Also the publish (close) cost of the key when it creates it.
+    FaultBench {
+        /// Directory on a marufs mount.
+        dir: String,
+        #[arg(long, default_value_t = 32 << 20)]
+        len: usize,
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        #[arg(long)]
+        storm: bool,
+    },
+    /// Create a key with O_APPEND: a write after seeking to 0 must land at
+    /// the end (the key reads "abcdef" after close).
+    AppendCheck { path: String },
+    /// (internal) create and unlink keys in DIR until killed.
+    Storm { dir: String },
     /// Print the data units of a key (from its entry on DEV), one per line.
     KeyUnits {
         /// DAX character device or image.
@@ -580,6 +632,46 @@ fn main() -> Result<()> {
         } => corebench::core_bench(std::path::Path::new(&dev), iters, clflush)?,
         Cmd::EntryForge { dev, key, case } => {
             corebench::entry_forge(std::path::Path::new(&dev), key_entry(&key)?, &case)?
+        }
+        Cmd::PinHold {
+            key,
+            create,
+            no_truncate,
+            seed,
+            ready,
+            until,
+        } => pins::pin_hold(&key, create, !no_truncate, seed, &ready, &until)?,
+        Cmd::UringRegister {
+            key,
+            create,
+            expect,
+        } => pins::uring_register(&key, create, expect)?,
+        Cmd::FaultBench {
+            dir,
+            len,
+            reps,
+            storm,
+        } => faultbench::fault_bench(&dir, len, reps, storm)?,
+        Cmd::Storm { dir } => faultbench::storm(&dir)?,
+        Cmd::AppendCheck { path } => {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("create {path}"))?;
+            f.write_all(b"abc")?;
+            f.seek(SeekFrom::Start(0))?;
+            f.write_all(b"def")?;
+            drop(f);
+            let got = std::fs::read(&path)?;
+            if got != b"abcdef" {
+                bail!(
+                    "{path}: O_APPEND writes read {:?}, want \"abcdef\"",
+                    String::from_utf8_lossy(&got)
+                );
+            }
+            println!("append-check: {path}: O_APPEND writes went to the end");
         }
         Cmd::KeyUnits { dev, key } => {
             corebench::key_units(std::path::Path::new(&dev), key_entry(&key)?)?
