@@ -79,7 +79,13 @@ pub fn fault_bench(dir: &str, len: usize, reps: usize, storm: bool) -> Result<()
     if !storm {
         return Ok(());
     }
-    let sdir = format!("{dir}/fault-bench-storm");
+    // Its own application directory, beside `dir` (application directories
+    // hold keys, not directories).
+    let parent = Path::new(dir).parent().context("dir has no parent")?;
+    let sdir = parent
+        .join("fault-bench-storm")
+        .to_string_lossy()
+        .into_owned();
     std::fs::create_dir_all(&sdir)?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["storm", &sdir])
@@ -88,8 +94,11 @@ pub fn fault_bench(dir: &str, len: usize, reps: usize, storm: bool) -> Result<()
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
     let mut stormy = Vec::new();
-    for _ in 1..reps {
+    // At least 3 s of storm, so that many metadata operations overlap.
+    let mut n = 0;
+    while n + 1 < reps || t.elapsed() < Duration::from_secs(3) {
         fault_units(&f, len, &mut stormy)?;
+        n += 1;
     }
     let secs = t.elapsed().as_secs_f64();
     let _ = child.kill();
@@ -100,7 +109,8 @@ pub fn fault_bench(dir: &str, len: usize, reps: usize, storm: bool) -> Result<()
         .unwrap_or(0);
     let (s50, s99) = (pct(&mut stormy.clone(), 0.5), pct(&mut stormy, 0.99));
     println!(
-        "fault-bench: during a create/publish/unlink storm ({ops} creates+unlinks in {secs:.1} s): p50 {s50:.1} us p99 {s99:.1} us: storm/quiet p50 {:.2}x p99 {:.2}x",
+        "fault-bench: during a create/publish/unlink storm ({ops} creates+unlinks; {} faults in {secs:.1} s): p50 {s50:.1} us p99 {s99:.1} us: storm/quiet p50 {:.2}x p99 {:.2}x",
+        stormy.len(),
         s50 / q50.max(0.001),
         s99 / q99.max(0.001)
     );
@@ -122,8 +132,6 @@ pub fn storm(dir: &str) -> Result<()> {
             let _ = f.set_len(UNIT as u64);
         }
         i += 1;
-        if i % 16 == 0 {
-            let _ = std::fs::write("/tmp/fault-bench-storm-ops", i.to_string());
-        }
+        let _ = std::fs::write("/tmp/fault-bench-storm-ops", i.to_string());
     }
 }
