@@ -542,6 +542,13 @@ impl FileSystem for Marufs {
         let geo = *fs.geometry();
         let has_dir_changes = fs.has_dir_changes();
         map.set_data_start(data_off)?;
+        if dev.folio_order(data_off).is_some_and(|o| o > dev.pmd_order()) {
+            // Folios larger than a unit (a namespace aligned to 1 GiB): a
+            // reference to any page pins the whole folio, so keys sharing
+            // it would be kept alive by each other's pins.
+            pr_err!("{}: the device's pages are larger than 2 MiB (a namespace aligned to 1 GiB?): recreate it with align=2M (ndctl create-namespace -a 2M)\n", src);
+            return Err(EINVAL);
+        }
         if geo.data_units > 0 && !dev.huge_at(data_off) {
             pr_info!("{}: the device has no 2 MiB pages (a namespace aligned to 4 KiB?): keys are mapped with 4 KiB pages; align it to 2 MiB for huge mappings\n", src);
         }
@@ -659,7 +666,14 @@ impl FileSystem for Marufs {
     fn shutdown(d: &MountData) {
         let mut waited = 0u32;
         loop {
-            let left = retry_lingering(d, &mut d.fs());
+            let mut left = retry_lingering(d, &mut d.fs());
+            // A backstop for references no lingering key stands for (a
+            // read-only mount takes no holds; a key that could not be
+            // queued): any referenced page of the data area waits too, as
+            // the page map must outlive it.
+            if left == 0 && d.map.busy(d.data_off, d.geo.data_units * UNIT) {
+                left = 1;
+            }
             if left == 0 {
                 return;
             }
@@ -1094,10 +1108,22 @@ impl Keys for Marufs {
                 held: false,
             });
         }
-        if k.holders.load(Ordering::Relaxed) == 0 {
-            // A hold left lingering by this key's pages is taken over by
-            // this file (its release checks the pages again).
+        let lingering = k.holders.load(Ordering::Relaxed) == 0
+            && d.lingering.lock().iter().any(|l| !l.abort && l.handle.entry == k.entry);
+        if lingering {
+            // This host's hold bit has stayed set since the key's pages
+            // lingered, so the entry was never reclaimed: still published
+            // at this generation means this file may take the hold over
+            // (its release checks the pages again). Otherwise the hold stays
+            // with the lingering pages, untouched.
+            let ok = fs
+                .stat_entry(k.entry)
+                .is_ok_and(|e| e.rec.state == entry_state::PUBLISHED && e.rec.generation == k.generation);
+            if !ok {
+                return Err(ENOENT);
+            }
             d.lingering.lock().retain(|l| l.abort || l.handle.entry != k.entry);
+        } else if k.holders.load(Ordering::Relaxed) == 0 {
             // The dentry's tag, if its directory's counter still reads it,
             // spares the hold a re-read of the entry.
             let vouch = vouch.and_then(|(dir, tag)| match decode_ino(dir) {
@@ -1165,7 +1191,14 @@ impl Keys for Marufs {
             // Still-referenced pages hold the key from before it becomes
             // visible (and unlinkable) to other hosts.
             let hold = pinned.is_some() && fs.hold_creating(&k.handle()).is_ok();
-            match fs.publish(&k.handle(), None) {
+            let publish = if pinned.is_some() && !hold {
+                // Without the hold, publishing would let another host
+                // unlink and reuse the units under the references.
+                Err(CoreError::Busy)
+            } else {
+                fs.publish(&k.handle(), None)
+            };
+            match publish {
                 Ok(()) => {
                     k.creating.store(false, Ordering::Release);
                     if let Some(rec) = &written {

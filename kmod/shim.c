@@ -506,7 +506,18 @@ bool marufs_shim_page_busy(struct page *page)
  */
 void *marufs_shim_pagemap_get(u64 phys)
 {
-	return get_dev_pagemap(PHYS_PFN(phys));
+	struct dev_pagemap *pgmap = get_dev_pagemap(PHYS_PFN(phys));
+
+	/*
+	 * Only device_dax's MEMORY_DEVICE_GENERIC pages rest at one reference
+	 * (what marufs_shim_dev_range_busy relies on); the fsdev_dax driver's
+	 * char devices look the same but their FS_DAX pages rest at zero.
+	 */
+	if (pgmap && pgmap->type != MEMORY_DEVICE_GENERIC) {
+		put_dev_pagemap(pgmap);
+		return ERR_PTR(-EOPNOTSUPP);
+	}
+	return pgmap;
 }
 
 void marufs_shim_pagemap_put(void *pgmap)

@@ -102,6 +102,11 @@ impl DaxDevice {
             close();
             return Err(DaxOpenError::Gone);
         }
+        if (-4095..0).contains(&(pgmap as isize)) {
+            // Not device_dax's page type (the fsdev_dax driver's devices).
+            close();
+            return Err(DaxOpenError::NotDax);
+        }
         // INVARIANT: `file` is an open device-dax file,
         // `[phys, phys + lo * 2 MiB)` its first contiguous range, `pgmap` a
         // reference to its page map.
@@ -111,6 +116,18 @@ impl DaxDevice {
             len: lo * SZ_2M,
             pgmap,
         })
+    }
+
+    /// Order of the folio holding device offset `off` (`None`: no page).
+    pub fn folio_order(&self, off: u64) -> Option<u32> {
+        // SAFETY: any physical address may be queried.
+        u32::try_from(unsafe { shim::marufs_shim_dev_folio_order(self.phys + off) }).ok()
+    }
+
+    /// The order of a PMD mapping (a 2 MiB folio on x86-64).
+    pub fn pmd_order(&self) -> u32 {
+        // SAFETY: no preconditions.
+        unsafe { shim::marufs_shim_pmd_order() }
     }
 
     /// Whether device offset `off` starts a 2 MiB folio at a 2 MiB-aligned
