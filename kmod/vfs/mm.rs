@@ -123,10 +123,9 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
                 }
             } else {
                 let base = map.phys();
-                // SAFETY: `vmf` is live; `base + off .. + len` lies inside
-                // the device (checked just above), the key's own memory as
-                // planned, held by the open file for the VMA's lifetime; the
+                // The open file holds the key for the VMA's lifetime; the
                 // shim checks the pfn is device memory of the right order.
+                // SAFETY: `vmf` is live; `base + off .. + len` is inside the device (checked above).
                 unsafe { shim::marufs_shim_insert(vmf, base + off, order, fi.write) }
             }
         }

@@ -96,10 +96,9 @@ impl NewSuperBlock<'_> {
         let period = <fs_context::Fs as Periodic>::period_ms(&data);
         let mut m = KBox::new(Mounted { work: None, data }, GFP_KERNEL)?;
         if let Some(ms) = period {
-            // SAFETY: `m.data` is boxed (stable address) and lives until
-            // `kill_sb` drops the box, whose first field `work` is dropped
-            // (stopped, waiting for a running tick) before `data`; on error
-            // here the work was never started.
+            // The box keeps `m.data` in place until `kill_sb`, which drops
+            // (stops) `work`, the first field, before `data`.
+            // SAFETY: `m.data` outlives the work, as just argued.
             m.work = Some(unsafe { PeriodicWork::start(&m.data, ms)? });
         }
         // SAFETY: `ptr` is valid (type invariant). Ownership passes to the
@@ -152,10 +151,9 @@ impl<'a> SuperBlock<'a> {
         if p.is_null() {
             None
         } else {
-            // SAFETY: by the type invariant a non-NULL s_fs_info is a live
-            // `KBox<Mounted<T::Data>>` (the module has exactly one
-            // filesystem type) that lives until kill_sb, after the last user
-            // of `'a`.
+            // Type invariant: a non-NULL s_fs_info is a live box from
+            // `set_fs_info` (one filesystem type), freed in kill_sb after `'a`.
+            // SAFETY: so `p` is a live `Mounted<T::Data>` for `'a`.
             Some(unsafe { &(*p.cast::<Mounted<T::Data>>()).data })
         }
     }

@@ -41,12 +41,7 @@ fn fault_units(f: &File, len: usize, out: &mut Vec<f64>) -> Result<()> {
 pub fn fault_bench(dir: &str, len: usize, reps: usize, storm: bool) -> Result<()> {
     let key = format!("{dir}/fault-bench-key");
     if !Path::new(&key).exists() {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&key)?;
-        f.set_len(len as u64)?;
+        let f = crate::new_key(&key, len)?;
         // SAFETY: the key is ours (unpublished).
         let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }?;
         let t = Instant::now();

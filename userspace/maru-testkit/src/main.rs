@@ -351,6 +351,19 @@ fn minor_faults() -> u64 {
     ru.ru_minflt as u64
 }
 
+/// Creates key `path` (`O_CREAT|O_EXCL`, read-write) of `len` bytes: the
+/// creating file, through which it is filled and then published at close.
+fn new_key(path: &str, len: usize) -> Result<std::fs::File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("create {path}"))?;
+    f.set_len(len as u64).context("ftruncate")?;
+    Ok(f)
+}
+
 fn fill(data: &mut [u8], seed: u64) {
     for (i, b) in data.iter_mut().enumerate() {
         *b = pattern_byte(seed, i);
@@ -863,13 +876,7 @@ fn main() -> Result<()> {
             println!("worker {id}: created {c}, verified {v}, unlinked {u}");
         }
         Cmd::KeyWrite { path, len, seed } => {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .with_context(|| format!("create {path}"))?;
-            f.set_len(len as u64).context("ftruncate")?;
+            let f = new_key(&path, len)?;
             let t = Instant::now();
             let f0 = minor_faults();
             // SAFETY: the key is ours (unpublished, visible only through `f`).

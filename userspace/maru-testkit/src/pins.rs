@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use memmap2::MmapOptions;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
@@ -56,16 +56,7 @@ pub fn pin_hold(
 ) -> Result<()> {
     let (pr, pw) = pipe()?;
     let f = match create {
-        Some(len) => {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(key)
-                .with_context(|| format!("create {key}"))?;
-            f.set_len(len as u64).context("ftruncate")?;
-            f
-        }
+        Some(len) => crate::new_key(key, len)?,
         None => File::open(key).with_context(|| format!("open {key}"))?,
     };
     let len = f.metadata()?.len() as usize;
@@ -156,13 +147,7 @@ pub fn uring_register(key: &str, create: Option<usize>, expect: i32) -> Result<(
     register(anon.as_mut_ptr(), len).context("registering anonymous memory (io_uring itself)")?;
     let r = match create {
         Some(len) => {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(key)
-                .with_context(|| format!("create {key}"))?;
-            f.set_len(len as u64).context("ftruncate")?;
+            let f = crate::new_key(key, len)?;
             // SAFETY: the key is ours (unpublished).
             let mut m = unsafe { MmapOptions::new().len(len).map_mut(&f) }.context("mmap")?;
             crate::fill(&mut m, 7);
