@@ -3,6 +3,7 @@
 //! The marufs filesystem logic (safe Rust over [`crate::vfs`] and the core).
 
 use crate::marufs_core::{
+    abi,
     coherence::{KeyWrites, Seen, UnitTracker},
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
     layout::{dir_state, entry_state, EntryRec, Geometry, MAX_EXTENTS, UNIT},
@@ -12,13 +13,13 @@ use crate::marufs_core::{
 use crate::media::{KEnv, KMedia};
 use crate::vfs::{
     dax::{DaxDevice, DaxMapping, DaxOpenError},
-    file::{Keys, Segment, SetAttr},
-    mm::{FaultPlan, Faults},
-    work::Periodic,
+    file::{File, Keys, Segment, SetAttr},
     fs_context::{FileSystem, Param},
-    inode::{Attrs, DirEntry, Kind, Namespace, ROOT_INO},
-    ioctl::Ioctls,
+    inode::{Attrs, DirEntry, Kind, Lookup, Namespace, Revalidate, Revalidating, ROOT_INO},
+    ioctl::{DirFile, Ioctls},
+    mm::{FaultPlan, Faults},
     super_block::{NewSuperBlock, StatFs},
+    work::Periodic,
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
@@ -473,7 +474,7 @@ impl FileSystem for Marufs {
         source: Option<&CStr>,
         o: &Options,
         read_only: bool,
-        sb: &mut NewSuperBlock<'_>,
+        sb: &mut NewSuperBlock<'_, Self>,
     ) -> Result<KBox<MountData>> {
         let src = source_str(source);
         let path = source.ok_or_else(|| {
@@ -698,8 +699,13 @@ impl FileSystem for Marufs {
     }
 }
 
-impl Namespace for Marufs {
-    fn changes(d: &MountData, dir: u64, child: Option<u64>) -> Option<u64> {
+impl Marufs {
+    /// The change counter vouching for a name in directory `dir` (`child`:
+    /// the name's inode, `None` for an absent name), if the pool keeps
+    /// them: a dentry looked up or revalidated after reading value `c`
+    /// stays valid while this returns `Some(c)`. Never 0. Does not sleep
+    /// (one invalidated line: used in RCU walk).
+    pub(crate) fn changes(d: &MountData, dir: u64, child: Option<u64>) -> Option<u64> {
         if !d.dir_changes {
             return None;
         }
@@ -714,14 +720,50 @@ impl Namespace for Marufs {
         dir_changes(&d.counters, &d.geo, id)
     }
 
-    fn lookup(d: &MountData, dir: u64, name: &[u8]) -> Result<Option<Attrs>> {
-        match decode_ino(dir) {
-            Some(Ino::Root) => Ok(found(d.fs().lookup_dir(name))?.map(|x| dir_attrs(&x))),
-            Some(Ino::Dir(id, _)) => {
-                Ok(found(d.fs().lookup(id, name))?.map(|k: Key| key_attrs(k.entry, &k.rec)))
+    /// Current attributes of inode `ino` named `name` in `dir`, or `None` if
+    /// that incarnation is gone.
+    fn revalidate(d: &MountData, dir: u64, name: &[u8], ino: u64) -> Result<Option<Attrs>> {
+        let same_name = |bytes: &[u8], len: u8| bytes.get(..usize::from(len)) == Some(name);
+        match decode_ino(ino) {
+            Some(Ino::Root) => Ok(Some(d.root)),
+            Some(Ino::Dir(id, generation)) => {
+                let Some(x) = found(d.fs().stat_dir(id))? else {
+                    return Ok(None);
+                };
+                let ok = x.rec.state == dir_state::USED
+                    && x.rec.generation & 0x3fff_ffff == generation
+                    && same_name(&x.rec.name.bytes, x.rec.name.len);
+                Ok(ok.then(|| dir_attrs(&x)))
             }
-            _ => Err(ENOTDIR),
+            Some(Ino::Key(entry, generation)) => {
+                let Some(Ino::Dir(dir_id, _)) = decode_ino(dir) else {
+                    return Ok(None);
+                };
+                let Some(k) = found(d.fs().stat_entry(entry))? else {
+                    return Ok(None);
+                };
+                let ok = k.rec.state == entry_state::PUBLISHED
+                    && k.rec.generation & 0x7fff_ffff == generation
+                    && k.rec.dir == dir_id
+                    && same_name(&k.rec.name.bytes, k.rec.name.len);
+                Ok(ok.then(|| key_attrs(entry, &k.rec)))
+            }
+            None => Ok(None),
         }
+    }
+}
+
+impl Namespace for Marufs {
+    /// The dentry is tagged with the directory's change counter, read
+    /// before the lookup: a change after it makes the counter differ.
+    fn lookup(d: &MountData, dir: u64, name: &[u8]) -> Result<Lookup> {
+        let tag = Self::changes(d, dir, None).unwrap_or(0);
+        let attrs = match decode_ino(dir) {
+            Some(Ino::Root) => found(d.fs().lookup_dir(name))?.map(|x| dir_attrs(&x)),
+            Some(Ino::Dir(id, _)) => found(d.fs().lookup(id, name))?.map(|k: Key| key_attrs(k.entry, &k.rec)),
+            _ => return Err(ENOTDIR),
+        };
+        Ok(Lookup { attrs, tag })
     }
 
     fn mkdir(d: &MountData, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32) -> Result<Attrs> {
@@ -787,34 +829,29 @@ impl Namespace for Marufs {
         }
     }
 
-    fn revalidate(d: &MountData, dir: u64, name: &[u8], ino: u64) -> Result<Option<Attrs>> {
-        let same_name = |bytes: &[u8], len: u8| bytes.get(..usize::from(len)) == Some(name);
-        match decode_ino(ino) {
-            Some(Ino::Root) => Ok(Some(d.root)),
-            Some(Ino::Dir(id, generation)) => {
-                let Some(x) = found(d.fs().stat_dir(id))? else {
-                    return Ok(None);
-                };
-                let ok = x.rec.state == dir_state::USED
-                    && x.rec.generation & 0x3fff_ffff == generation
-                    && same_name(&x.rec.name.bytes, x.rec.name.len);
-                Ok(ok.then(|| dir_attrs(&x)))
-            }
-            Some(Ino::Key(entry, generation)) => {
-                let Some(Ino::Dir(dir_id, _)) = decode_ino(dir) else {
-                    return Ok(None);
-                };
-                let Some(k) = found(d.fs().stat_entry(entry))? else {
-                    return Ok(None);
-                };
-                let ok = k.rec.state == entry_state::PUBLISHED
-                    && k.rec.generation & 0x7fff_ffff == generation
-                    && k.rec.dir == dir_id
-                    && same_name(&k.rec.name.bytes, k.rec.name.len);
-                Ok(ok.then(|| key_attrs(entry, &k.rec)))
-            }
-            None => Ok(None),
+    /// A dentry tagged with a change counter that still reads the same is
+    /// valid (one invalidated line per path component, in RCU walk).
+    /// Otherwise a positive dentry is checked against the media (not in RCU
+    /// walk) and a negative one looked up again.
+    fn d_revalidate(d: &MountData, r: &Revalidating<'_>) -> Result<Revalidate> {
+        let now = Self::changes(d, r.dir, r.child);
+        if r.tag != 0 && now == Some(r.tag) {
+            // Nothing in the directory changed since the dentry was checked.
+            return Ok(Revalidate::Valid);
         }
+        if r.rcu {
+            // Checking against the media may sleep.
+            return Ok(Revalidate::NeedsBlocking);
+        }
+        let Some(ino) = r.child else {
+            // A stale negative dentry: look the name up again.
+            return Ok(Revalidate::Invalid);
+        };
+        Ok(match Self::revalidate(d, r.dir, r.name, ino)? {
+            // Read before the check, like a lookup's tag.
+            Some(a) => Revalidate::Refreshed(a, now.unwrap_or(0)),
+            None => Revalidate::Invalid,
+        })
     }
 }
 
@@ -1285,6 +1322,10 @@ impl Keys for Marufs {
         Ok(Some(Segment { dev_off: l.off, len }))
     }
 
+    fn immutable(k: &KeyState) -> bool {
+        !k.creating.load(Ordering::Acquire)
+    }
+
     fn fsync(d: &MountData, k: &KeyState) -> Result {
         if !k.creating.load(Ordering::Acquire) {
             // Published: written back at publish, immutable since.
@@ -1364,8 +1405,9 @@ impl Keys for Marufs {
     }
 }
 
-impl Ioctls for Marufs {
-    fn batch_dir(_d: &MountData, dir: u64) -> Result {
+impl Marufs {
+    /// Whether directory `dir` takes batched lookups (an error otherwise).
+    pub(crate) fn batch_dir(dir: u64) -> Result {
         match decode_ino(dir) {
             Some(Ino::Dir(..)) => Ok(()),
             // Batched lookups are of keys, in application directories.
@@ -1373,7 +1415,10 @@ impl Ioctls for Marufs {
         }
     }
 
-    fn with_answers<R>(d: &MountData, make: bool, f: impl FnOnce(Option<&mut NameTable<'_>>) -> R) -> R {
+    /// Runs `f` on the mount's table of batched-lookup answers (held locked
+    /// meanwhile; `None` if it has none, and has none to make unless
+    /// `make`).
+    pub(crate) fn with_answers<R>(d: &MountData, make: bool, f: impl FnOnce(Option<&mut NameTable<'_>>) -> R) -> R {
         let mut slots = d.names.lock();
         if make && slots.is_empty() {
             // The first batched lookup of this mount; without memory for
@@ -1383,6 +1428,25 @@ impl Ioctls for Marufs {
             }
         }
         f(NameTable::new(&mut slots).as_mut())
+    }
+}
+
+impl Ioctls for Marufs {
+    fn dir_ioctl(d: &MountData, dir: &DirFile<Self>, cmd: u32, arg: usize) -> Result<u32> {
+        match cmd {
+            abi::IOC_LOOKUP => crate::batch::lookup(d, dir, arg),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn key_ioctl(d: &MountData, f: &File<Self>, cmd: u32, _arg: usize) -> Result<u32> {
+        match cmd {
+            abi::IOC_DISCARD => {
+                let (_, k, of) = f.args()?;
+                Self::discard(d, k, of).map(|()| 0)
+            }
+            _ => Err(ENOTTY),
+        }
     }
 }
 
@@ -1414,7 +1478,15 @@ impl Faults for Marufs {
         ok
     }
 
-
+    /// Shared mappings only: a private (copy-on-write) mapping of shared
+    /// device memory is refused with `EINVAL`, as device-dax does.
+    fn mmap(_d: &MountData, _k: &KeyState, shared: bool) -> Result {
+        if shared {
+            Ok(())
+        } else {
+            Err(EINVAL)
+        }
+    }
 }
 
 impl Periodic for Marufs {

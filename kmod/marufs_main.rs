@@ -10,6 +10,7 @@
 
 use kernel::prelude::*;
 
+mod batch;
 pub mod fs;
 pub mod media;
 pub mod vfs;

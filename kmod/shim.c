@@ -30,13 +30,6 @@
 phys_addr_t dax_pgoff_to_phys(struct dev_dax *dev_dax, pgoff_t pgoff,
 			      unsigned long size);
 
-static const struct fs_context_operations marufs_context_ops = {
-	.free = marufs_rs_fc_free,
-	.parse_param = marufs_rs_parse_param,
-	.get_tree = marufs_rs_get_tree,
-	.reconfigure = marufs_rs_reconfigure,
-};
-
 static const struct fs_parameter_spec marufs_fs_parameters[] = {
 	fsparam_u32("node", MARUFS_OPT_NODE),
 	fsparam_uid("uid", MARUFS_OPT_UID),
@@ -52,10 +45,39 @@ const void *marufs_shim_fs_parameters(void)
 	return marufs_fs_parameters;
 }
 
-int marufs_shim_init_fs_context(struct fs_context *fc)
+/*
+ * A filesystem type's fs_context operation table, built at registration from
+ * its Rust trampolines (the struct is not in the generated bindings).
+ */
+void *marufs_shim_fc_ops_new(void (*free)(struct fs_context *),
+			     int (*parse_param)(struct fs_context *, struct fs_parameter *),
+			     int (*get_tree)(struct fs_context *),
+			     int (*reconfigure)(struct fs_context *))
 {
-	fc->ops = &marufs_context_ops;
-	return marufs_rs_init_fs_context(fc);
+	struct fs_context_operations *ops = kzalloc(sizeof(*ops), GFP_KERNEL);
+
+	if (!ops)
+		return NULL;
+	ops->free = free;
+	ops->parse_param = parse_param;
+	ops->get_tree = get_tree;
+	ops->reconfigure = reconfigure;
+	return ops;
+}
+
+void marufs_shim_fc_ops_free(void *ops)
+{
+	kfree(ops);
+}
+
+struct file_system_type *marufs_shim_fc_fs_type(struct fs_context *fc)
+{
+	return fc->fs_type;
+}
+
+void marufs_shim_fc_set_ops(struct fs_context *fc, const void *ops)
+{
+	fc->ops = ops;
 }
 
 int marufs_shim_parse_param(struct fs_context *fc, struct fs_parameter *param,
@@ -84,9 +106,10 @@ int marufs_shim_parse_param(struct fs_context *fc, struct fs_parameter *param,
 	return 0;
 }
 
-int marufs_shim_get_tree_nodev(struct fs_context *fc)
+int marufs_shim_get_tree_nodev(struct fs_context *fc,
+			       int (*fill)(struct super_block *, struct fs_context *))
 {
-	return get_tree_nodev(fc, marufs_rs_fill_super);
+	return get_tree_nodev(fc, fill);
 }
 
 void *marufs_shim_fc_private(struct fs_context *fc)
@@ -274,19 +297,23 @@ size_t marufs_shim_iov_count(struct iov_iter *i)
 	return iov_iter_count(i);
 }
 
-/*
- * Shared mappings only: a private (copy-on-write) mapping of shared device
- * memory is refused with EINVAL, as device-dax does. VM_HUGEPAGE asks the
- * fault path for PMD faults.
- */
-int marufs_shim_mmap_prepare(struct vm_area_desc *desc,
-			     const struct vm_operations_struct *ops)
+struct file *marufs_shim_mmap_file(struct vm_area_desc *desc)
 {
-	if (!vma_flags_test_any(&desc->vma_flags, VMA_MAYSHARE_BIT))
-		return -EINVAL;
+	return desc->file;
+}
+
+/* A MAP_SHARED mapping (else private, copy-on-write). */
+bool marufs_shim_mmap_shared(struct vm_area_desc *desc)
+{
+	return vma_flags_test_any(&desc->vma_flags, VMA_MAYSHARE_BIT);
+}
+
+/* Installs the mapping's operations; VM_HUGEPAGE asks for PMD faults. */
+void marufs_shim_mmap_install(struct vm_area_desc *desc,
+			      const struct vm_operations_struct *ops)
+{
 	desc->vm_ops = ops;
 	vma_desc_set_flags(desc, VMA_HUGEPAGE_BIT);
-	return 0;
 }
 
 struct file *marufs_shim_vmf_file(struct vm_fault *vmf)
@@ -355,9 +382,10 @@ unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
 	return thp_get_unmapped_area(f, addr, len, pgoff, flags);
 }
 
-/* A self-rearming delayed work item calling marufs_rs_periodic(data). */
+/* A self-rearming delayed work item calling fn(data). */
 struct marufs_periodic {
 	struct delayed_work work;
+	void (*fn)(void *data);
 	void *data;
 	unsigned long period;
 };
@@ -367,16 +395,18 @@ static void marufs_periodic_fn(struct work_struct *w)
 	struct marufs_periodic *p =
 		container_of(to_delayed_work(w), struct marufs_periodic, work);
 
-	marufs_rs_periodic(p->data);
+	p->fn(p->data);
 	queue_delayed_work(system_dfl_wq, &p->work, p->period);
 }
 
-struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms)
+struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms,
+						   void (*fn)(void *data))
 {
 	struct marufs_periodic *p = kzalloc(sizeof(*p), GFP_KERNEL);
 
 	if (!p)
 		return NULL;
+	p->fn = fn;
 	p->data = data;
 	p->period = msecs_to_jiffies(period_ms);
 	INIT_DELAYED_WORK(&p->work, marufs_periodic_fn);
@@ -414,6 +444,20 @@ void marufs_shim_zero_flushcache(void *dst, size_t len)
 void marufs_shim_inode_lock(struct inode *inode)
 {
 	inode_lock(inode);
+}
+
+/* Shared inode lock for a read; false (nothing taken) if IOCB_NOWAIT would wait. */
+bool marufs_shim_inode_lock_shared_iocb(struct inode *inode, struct kiocb *iocb)
+{
+	if (iocb->ki_flags & IOCB_NOWAIT)
+		return inode_trylock_shared(inode);
+	inode_lock_shared(inode);
+	return true;
+}
+
+void marufs_shim_inode_unlock_shared(struct inode *inode)
+{
+	inode_unlock_shared(inode);
 }
 
 void marufs_shim_inode_unlock(struct inode *inode)
@@ -558,25 +602,13 @@ unsigned int marufs_shim_mkwrite_allow(struct vm_fault *vmf)
 	return VM_FAULT_LOCKED;
 }
 
-struct inode *marufs_shim_file_inode(struct file *f)
-{
-	return file_inode(f);
-}
 
 int marufs_shim_permission(struct file *f, int mask)
 {
 	return inode_permission(file_mnt_idmap(f), file_inode(f), mask);
 }
 
-unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n)
-{
-	return copy_from_user(dst, u64_to_user_ptr(src), n);
-}
 
-unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n)
-{
-	return copy_to_user(u64_to_user_ptr(dst), src, n);
-}
 
 static void marufs_fill_stat(struct inode *i, struct marufs_stat *st)
 {
@@ -607,27 +639,31 @@ int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 l
 	return 1;
 }
 
+/*
+ * The dcache's entry for a name, without revalidating or looking anything
+ * up: -EAGAIN if there is none; else its d_time in *tag and 1 (positive,
+ * *st filled) or 0 (negative). Whether it is still valid is the caller's
+ * decision.
+ */
 int marufs_shim_dcache_peek(struct file *dir, const unsigned char *name, u32 len,
-			    unsigned long tag, struct marufs_stat *st)
+			    unsigned long *tag, struct marufs_stat *st)
 {
 	struct dentry *parent = dir->f_path.dentry;
 	struct qstr q = QSTR_INIT(name, len);
 	struct dentry *d;
 	struct inode *i;
-	int r = -EAGAIN;
+	int r = 0;
 
 	/* marufs has no d_hash: the standard hash is the one the dcache uses. */
 	q.hash = full_name_hash(parent, name, len);
 	d = d_lookup(parent, &q);
 	if (!d)
 		return -EAGAIN;
-	if (tag && READ_ONCE(d->d_time) == tag) {
-		i = d_inode(d);
-		r = 0;
-		if (i) {
-			marufs_fill_stat(i, st);
-			r = 1;
-		}
+	*tag = READ_ONCE(d->d_time);
+	i = d_inode(d);
+	if (i) {
+		marufs_fill_stat(i, st);
+		r = 1;
 	}
 	dput(d);
 	return r;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * marufs C shim: the only C in the module. It provides what the kernel's Rust
- * bindings (kernel::bindings) do not have: the fs_context operation table and
- * the mount-parameter table (linux/fs_context.h and fs_parser.h are not in the
- * generated bindings, and fsparam_*() are macros), inline helpers, and the
+ * bindings (kernel::bindings) do not have: building a filesystem type's
+ * fs_context operation table from its Rust trampolines, the mount-parameter
+ * table (linux/fs_context.h and fs_parser.h are not in the generated
+ * bindings, and fsparam_*() are macros), inline helpers, and the
  * device-dax lookup (dax_pgoff_to_phys() is exported but declared only in a
  * private header). Every function is a thin, logic-free adapter; the Rust side
  * declares them in vfs/shim.rs.
@@ -18,14 +19,7 @@ struct fs_parameter;
 struct super_block;
 struct file;
 struct dev_dax;
-
-/* Implemented in Rust (kmod/vfs/fs_context.rs). */
-int marufs_rs_init_fs_context(struct fs_context *fc);
-int marufs_rs_parse_param(struct fs_context *fc, struct fs_parameter *param);
-int marufs_rs_get_tree(struct fs_context *fc);
-int marufs_rs_reconfigure(struct fs_context *fc);
-void marufs_rs_fc_free(struct fs_context *fc);
-int marufs_rs_fill_super(struct super_block *sb, struct fs_context *fc);
+struct file_system_type;
 
 /* Mount options (see Documentation/man/marufs.5.md). */
 enum marufs_opt {
@@ -43,18 +37,23 @@ struct marufs_param_value {
 	u32 value;
 };
 
-/* Periodic work of a mount (heartbeat): implemented in Rust (kmod/vfs/work.rs). */
-void marufs_rs_periodic(void *data);
-
 /* Implemented in shim.c. */
 struct marufs_periodic;
-struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms);
+struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms,
+						   void (*fn)(void *data));
 void marufs_shim_periodic_stop(struct marufs_periodic *p);
 const void *marufs_shim_fs_parameters(void);
-int marufs_shim_init_fs_context(struct fs_context *fc);
+void *marufs_shim_fc_ops_new(void (*free)(struct fs_context *),
+			     int (*parse_param)(struct fs_context *, struct fs_parameter *),
+			     int (*get_tree)(struct fs_context *),
+			     int (*reconfigure)(struct fs_context *));
+void marufs_shim_fc_ops_free(void *ops);
+struct file_system_type *marufs_shim_fc_fs_type(struct fs_context *fc);
+void marufs_shim_fc_set_ops(struct fs_context *fc, const void *ops);
 int marufs_shim_parse_param(struct fs_context *fc, struct fs_parameter *param,
 			    struct marufs_param_value *out);
-int marufs_shim_get_tree_nodev(struct fs_context *fc);
+int marufs_shim_get_tree_nodev(struct fs_context *fc,
+			       int (*fill)(struct super_block *, struct fs_context *));
 void *marufs_shim_fc_private(struct fs_context *fc);
 void marufs_shim_fc_set_private(struct fs_context *fc, void *p);
 const char *marufs_shim_fc_source(struct fs_context *fc);
@@ -95,8 +94,10 @@ struct marufs_fault {
 	bool write;
 	bool fits;	/* the huge page lies inside the VMA */
 };
-int marufs_shim_mmap_prepare(struct vm_area_desc *desc,
-			     const struct vm_operations_struct *ops);
+struct file *marufs_shim_mmap_file(struct vm_area_desc *desc);
+bool marufs_shim_mmap_shared(struct vm_area_desc *desc);
+void marufs_shim_mmap_install(struct vm_area_desc *desc,
+			      const struct vm_operations_struct *ops);
 struct file *marufs_shim_vmf_file(struct vm_fault *vmf);
 void marufs_shim_fault_info(struct vm_fault *vmf, unsigned int order,
 			    struct marufs_fault *out);
@@ -117,6 +118,9 @@ void marufs_shim_fill_statfs(struct kstatfs *buf, u32 bsize, u64 blocks,
 void marufs_shim_zero_flushcache(void *dst, size_t len);
 /* Inode lock and the mapping's invalidate lock (faults vs revocation). */
 void marufs_shim_inode_lock(struct inode *inode);
+struct kiocb;
+bool marufs_shim_inode_lock_shared_iocb(struct inode *inode, struct kiocb *iocb);
+void marufs_shim_inode_unlock_shared(struct inode *inode);
 void marufs_shim_inode_unlock(struct inode *inode);
 void marufs_shim_invalidate_lock(struct inode *inode);
 void marufs_shim_invalidate_unlock(struct inode *inode);
@@ -138,12 +142,8 @@ int marufs_shim_tmpfile_open(struct file *file, struct inode *inode);
 void marufs_shim_link_instantiate(struct inode *inode, struct dentry *dentry);
 /* vm_ops->page_mkwrite allowing the write: locks the folio. */
 unsigned int marufs_shim_mkwrite_allow(struct vm_fault *vmf);
-/* The inode of an open file. */
-struct inode *marufs_shim_file_inode(struct file *f);
 /* Permission check of the caller on an inode (MAY_* mask). */
 int marufs_shim_permission(struct file *f, int mask);
-unsigned long marufs_shim_copy_from_user(void *dst, u64 src, unsigned long n);
-unsigned long marufs_shim_copy_to_user(u64 dst, const void *src, unsigned long n);
 
 /*
  * Looks `name` (`len` bytes, no '/' or NUL, not "." or "..") up in the
@@ -170,11 +170,10 @@ int marufs_shim_dcache_lookup(struct file *dir, const unsigned char *name, u32 l
 unsigned long marufs_shim_file_vouch(struct file *f, u64 *dir_ino);
 /*
  * The dcache alone: `name`'s hashed dentry in the directory open as `dir`,
- * trusted only if its d_time (the filesystem's change-counter tag) equals
- * `tag` (non-zero). 1 + `st` for a present name, 0 for an absent one,
- * -EAGAIN when the dcache can't answer (no dentry, or another tag).
+ * not revalidated: its d_time (the filesystem's tag) in `*tag`, and 1 + `st`
+ * for a positive dentry, 0 for a negative one; -EAGAIN if there is none.
  */
 int marufs_shim_dcache_peek(struct file *dir, const unsigned char *name, u32 len,
-			    unsigned long tag, struct marufs_stat *st);
+			    unsigned long *tag, struct marufs_stat *st);
 
 #endif

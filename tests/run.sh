@@ -58,6 +58,7 @@ fi
 
 if [ $do_host = 1 ]; then
     step "host: no tracked build outputs" "$MARUFS_ROOT/tests/check-tracked.sh"
+    step "host: unsafe confined to kmod/vfs/" "$MARUFS_ROOT/tests/check-unsafe.sh"
     # Two toolchains (Documentation/testing.md, "Toolchains"): the cargo first
     # on PATH (the newest stable where rustup is installed; Debian's on a plain
     # Debian 12) and Debian's cargo-web/rustc-web 1.85 with its own clippy and

@@ -85,7 +85,8 @@ impl DaxDevice {
         let (mut lo, mut hi) = (1u64, 1u64 << 23); // 2 MiB .. 16 TiB, in 2 MiB units
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            // SAFETY: as above.
+            // SAFETY: `dax` is the live dev_dax of `file`, which we hold
+            // open; the shim bounds the range by the device's own ranges.
             let p = unsafe { shim::marufs_shim_dax_phys(dax, 0, mid * SZ_2M) };
             if p == phys {
                 lo = mid;
@@ -233,7 +234,10 @@ pub struct DaxMapping {
 // SAFETY: the mapping is plain memory reachable from any CPU; all access goes
 // through copies, and concurrent access is governed by the marufs protocol.
 unsafe impl Send for DaxMapping {}
-// SAFETY: as above; `&self` methods never form references to the bytes.
+// SAFETY: the mapping's fields are immutable after `map` and the bytes are
+// reached only through raw copies/flushes, never through Rust references, so
+// concurrent `&self` calls from several CPUs create no data race in Rust's
+// sense; what they mean is governed by the marufs protocol.
 unsafe impl Sync for DaxMapping {}
 
 impl DaxMapping {
@@ -361,7 +365,8 @@ impl DaxMapping {
     pub(crate) unsafe fn copy_to_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
         let p = self.range(off, len)?;
         if let Some(s) = &self.shadow {
-            // SAFETY: function contract.
+            // SAFETY: `iter` is live (function contract), which is the cache
+            // model's only requirement; it bounds `off`/`len` itself.
             return unsafe { s.copy_to_iter(off, len, iter) };
         }
         // SAFETY: `[p, p + len)` is inside the mapping; `iter` is live
@@ -379,10 +384,12 @@ impl DaxMapping {
     pub(crate) unsafe fn copy_from_iter(&self, off: u64, len: usize, iter: *mut bindings::iov_iter) -> Result<usize> {
         let p = self.range(off, len)?;
         if let Some(s) = &self.shadow {
-            // SAFETY: function contract.
+            // SAFETY: `iter` is live (function contract), which is the cache
+            // model's only requirement; it bounds `off`/`len` itself.
             return unsafe { s.copy_from_iter(off, len, iter) };
         }
-        // SAFETY: as in `copy_to_iter`.
+        // SAFETY: `[p, p + len)` is inside the mapping (`range` checked it)
+        // and `iter` is live (function contract).
         Ok(unsafe { bindings::_copy_from_iter_flushcache(p.cast(), len, iter) })
     }
 }

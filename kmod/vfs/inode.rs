@@ -4,21 +4,15 @@
 //! `struct dentry_operations`: the namespace.
 //!
 //! Every name lives on shared media and may change under us (other hosts).
-//! A dentry is trusted only while the change counter that vouches for it
-//! ([`Namespace::changes`], read before the dentry was last looked up or
-//! revalidated and kept in `d_time`) still reads the same: one invalidated
-//! line per path component, in RCU walk. Otherwise positive dentries are
-//! revalidated against the media and negative ones looked up again.
+//! Each dentry carries a tag the filesystem chose when it looked the name
+//! up or revalidated it (kept in `d_time`; 0 for dentries made by a
+//! create); `d_revalidate` hands it back with the name, and the
+//! filesystem's [`Namespace::d_revalidate`] decides (marufs: the tag is the
+//! change counter that vouches for the dentry; see `kmod/fs.rs`).
 
-use super::{
-    file,
-    fs_context::{FileSystem, Fs},
-    shim,
-    super_block::SuperBlock,
-    Table,
-};
-use core::ptr::null_mut;
-use kernel::{bindings, ffi::c_int, ffi::c_uint, prelude::*};
+use super::{err_ptr, file, fs_context::FileSystem, shim, super_block::SuperBlock, FsOps, Tables};
+use core::{marker::PhantomData, ptr::null_mut};
+use kernel::{bindings, ffi::c_int, ffi::c_uint, prelude::*, types::Opaque};
 
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
@@ -72,10 +66,48 @@ pub struct DirEntry {
     pub kind: Kind,
 }
 
+/// A lookup's answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup {
+    /// The name's attributes; `None` if absent (a negative dentry).
+    pub attrs: Option<Attrs>,
+    /// The tag the dentry keeps (handed back at revalidation); 0: none.
+    pub tag: u64,
+}
+
+/// A dentry being revalidated, as `d_revalidate` sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Revalidating<'a> {
+    /// The parent directory's inode number.
+    pub dir: u64,
+    /// The dentry's name.
+    pub name: &'a [u8],
+    /// Its inode number; `None` for a negative dentry.
+    pub child: Option<u64>,
+    /// The tag it keeps (from its lookup or last revalidation; 0: none).
+    pub tag: u64,
+    /// In RCU walk: nothing may sleep, and the dentry cannot take a new
+    /// tag or attributes (answer [`Revalidate::NeedsBlocking`] instead).
+    pub rcu: bool,
+}
+
+/// What `d_revalidate` is to answer.
+#[derive(Clone, Copy, Debug)]
+pub enum Revalidate {
+    /// The dentry is valid as it is.
+    Valid,
+    /// Valid, with fresh attributes and a new tag (not in RCU walk).
+    Refreshed(Attrs, u64),
+    /// Stale: the VFS drops it and looks the name up again.
+    Invalid,
+    /// Undecidable in RCU walk: the VFS retries out of it.
+    NeedsBlocking,
+}
+
 /// Namespace operations of a filesystem. Directories are named by inode number.
 pub trait Namespace: FileSystem {
-    /// Looks `name` up in directory `dir`; `Ok(None)` if absent.
-    fn lookup(d: &Self::Data, dir: u64, name: &[u8]) -> Result<Option<Attrs>>;
+    /// Looks `name` up in directory `dir`.
+    fn lookup(d: &Self::Data, dir: u64, name: &[u8]) -> Result<Lookup>;
     /// Creates directory `name` in `dir`, owned by `uid`/`gid`.
     fn mkdir(d: &Self::Data, dir: u64, name: &[u8], mode: u16, uid: u32, gid: u32)
         -> Result<Attrs>;
@@ -83,280 +115,350 @@ pub trait Namespace: FileSystem {
     fn rmdir(d: &Self::Data, dir: u64, name: &[u8]) -> Result;
     /// The entry at or after `cursor` in `dir` and the cursor after it.
     fn readdir(d: &Self::Data, dir: u64, cursor: u64) -> Result<Option<(DirEntry, u64)>>;
-    /// Current attributes of inode `ino` named `name` in `dir`, or `None` if
-    /// that incarnation is gone.
-    fn revalidate(d: &Self::Data, dir: u64, name: &[u8], ino: u64) -> Result<Option<Attrs>>;
-    /// The change counter vouching for a name in directory `dir` (`child`:
-    /// the name's inode, `None` for an absent name), if the filesystem keeps
-    /// one: a dentry looked up or revalidated after reading value `c` stays
-    /// valid while this returns `Some(c)`. Never 0. Must not sleep (called
-    /// in RCU walk).
-    fn changes(d: &Self::Data, dir: u64, child: Option<u64>) -> Option<u64>;
+    /// `d_revalidate`: whether a dentry still names what it did (names
+    /// change on other hosts). Must not sleep when `r.rcu`.
+    fn d_revalidate(d: &Self::Data, r: &Revalidating<'_>) -> Result<Revalidate>;
 }
 
-/// Marks `dentry` as vouched for by change counter `c` (0: by none).
+
+/// A live inode of filesystem `T`.
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `dentry` must be live and not in RCU walk (the VFS allows a filesystem to
-/// store `d_time` then).
-pub(crate) unsafe fn set_vouched(dentry: *mut bindings::dentry, c: Option<u64>) {
-    // SAFETY: function contract; `d_time` belongs to the filesystem.
-    unsafe { core::ptr::write_volatile(&raw mut (*dentry).d_time, c.unwrap_or(0) as usize) };
+/// The wrapped inode is live for as long as a reference to this value
+/// exists and belongs to a superblock of `T` (so its `i_private` is NULL or,
+/// for a key, `T`'s key state installed by `file::init_key_inode::<T>`).
+#[repr(transparent)]
+pub struct INode<T>(Opaque<bindings::inode>, PhantomData<T>);
+
+impl<T: FileSystem> INode<T> {
+    /// # Safety
+    ///
+    /// `ptr` must be an inode of a superblock of `T`, live for `'a` (the VFS
+    /// holds a reference, or the caller one of its operations that does).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::inode) -> &'a Self {
+        // SAFETY: `INode<T>` is a transparent wrapper of the C struct; the
+        // pointee is live for `'a` (function contract).
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The C inode.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::inode {
+        self.0.get()
+    }
+
+    /// The inode number.
+    pub fn ino(&self) -> u64 {
+        // SAFETY: the inode is live (type invariant); `i_ino` is set before
+        // the inode is hashed and never changes after.
+        unsafe { (*self.0.get()).i_ino }
+    }
+
+    /// The superblock the inode belongs to.
+    pub fn super_block(&self) -> &SuperBlock<T> {
+        // SAFETY: a live inode's `i_sb` is fixed and outlives it (type
+        // invariant), and it is a superblock of `T`.
+        unsafe { SuperBlock::from_raw((*self.0.get()).i_sb) }
+    }
+
+    /// The per-mount state (`EINVAL` before `fill_super` installed it).
+    pub fn data(&self) -> Result<&T::Data> {
+        self.super_block().data().ok_or(EINVAL)
+    }
 }
 
-/// The superblock's data, from an inode of it.
+/// A dentry of filesystem `T` whose name is stable and which the caller
+/// may tag.
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `inode` must be a live marufs inode.
-pub(crate) unsafe fn data_of<'a>(inode: *mut bindings::inode) -> Result<&'a <Fs as FileSystem>::Data> {
-    // SAFETY: a live inode's superblock is live and is a marufs superblock
-    // (function contract); its data outlives all of its inodes.
-    let sb = unsafe { SuperBlock::from_raw((*inode).i_sb) };
-    sb.data::<Fs>().ok_or(EINVAL)
-}
+/// The wrapped dentry is live for as long as a reference to this value
+/// exists, in a directory of `T`, its name does not change meanwhile (the
+/// VFS holds the parent locked, or the dentry is new), and the caller is not
+/// in RCU walk.
+#[repr(transparent)]
+pub(crate) struct DEntry<T>(Opaque<bindings::dentry>, PhantomData<T>);
 
-/// The name of a dentry.
-///
-/// # Safety
-///
-/// `dentry` must be live with a stable name for `'a` (the VFS holds the
-/// parent's lock or the dentry is being looked up/created).
-unsafe fn name_of<'a>(dentry: *mut bindings::dentry) -> &'a [u8] {
-    let mut len = 0u32;
-    // SAFETY: `dentry` is live (function contract).
-    let p = unsafe { shim::marufs_shim_dentry_name(dentry, &mut len) };
-    // SAFETY: `d_name` points to `len` bytes, stable for `'a` (function contract).
-    unsafe { core::slice::from_raw_parts(p, len as usize) }
-}
+impl<T: FileSystem> DEntry<T> {
+    /// # Safety
+    ///
+    /// `ptr` must be a dentry of `T` meeting the type invariant for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::dentry) -> &'a Self {
+        // SAFETY: transparent wrapper; live for `'a` (function contract).
+        unsafe { &*ptr.cast() }
+    }
 
-/// The per-mount data, the dentry's name and the directory's inode number.
-///
-/// # Safety
-///
-/// `dir` must be a live marufs directory inode, locked by the VFS, and
-/// `dentry` a dentry in it with a stable name for `'a`.
-pub(crate) unsafe fn dir_args<'a>(
-    dir: *mut bindings::inode,
-    dentry: *mut bindings::dentry,
-) -> Result<(&'a <Fs as FileSystem>::Data, &'a [u8], u64)> {
-    // SAFETY: function contract.
-    let d = unsafe { data_of(dir)? };
-    // SAFETY: function contract.
-    let name = unsafe { name_of(dentry) };
-    // SAFETY: `dir` is live (function contract).
-    let ino = unsafe { (*dir).i_ino };
-    Ok((d, name, ino))
+    /// The C dentry.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::dentry {
+        self.0.get()
+    }
+
+    /// The dentry's name.
+    pub(crate) fn name(&self) -> &[u8] {
+        let mut len = 0u32;
+        // SAFETY: the dentry is live (type invariant); `len` is a local.
+        let p = unsafe { shim::marufs_shim_dentry_name(self.0.get(), &mut len) };
+        // SAFETY: `d_name` points to `len` bytes that do not change while
+        // the name is stable, i.e. for the borrow of `self` (type invariant).
+        unsafe { core::slice::from_raw_parts(p, len as usize) }
+    }
+
+    /// Stores the filesystem's tag for the dentry (`d_time`).
+    pub(crate) fn set_tag(&self, tag: u64) {
+        // SAFETY: `d_time` is the filesystem's word in a live dentry (type
+        // invariant); outside RCU walk the VFS lets the filesystem store it,
+        // and RCU-walk readers read it with READ_ONCE (a racy plain word by
+        // design), so a volatile store is what they expect.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).d_time, tag as usize) };
+    }
+
+    /// The dentry's inode, if positive.
+    pub(crate) fn inode(&self) -> Option<&INode<T>> {
+        // SAFETY: the dentry is live and, not in RCU walk with its name
+        // stable, its `d_inode` only changes under the parent's lock, which
+        // the VFS holds or which is not needed (type invariant).
+        let i = unsafe { (*self.0.get()).d_inode };
+        // SAFETY: a positive dentry holds a reference to its inode, one of
+        // `T`'s superblock.
+        (!i.is_null()).then(|| unsafe { INode::from_raw(i) })
+    }
 }
 
 /// Writes `a` into `inode`'s attributes.
-///
-/// # Safety
-///
-/// `inode` must be live and either new (I_NEW) or one whose attributes we
-/// may refresh (they are plain values the VFS reads racily by design).
-pub(crate) unsafe fn apply(inode: *mut bindings::inode, a: &Attrs) {
+pub(crate) fn apply<T: FileSystem>(inode: &INode<T>, a: &Attrs) {
     let ty = match a.kind {
         Kind::Root | Kind::Dir => bindings::S_IFDIR,
         Kind::Key => bindings::S_IFREG,
     } as u16;
-    // SAFETY: `inode` is live (function contract).
+    let i = inode.as_ptr();
+    // SAFETY: the inode is live (type invariant of `INode`). These are
+    // plain attribute words the VFS reads without locks by design (stat,
+    // permission checks); the size is stored through `i_size_write`.
     unsafe {
-        (*inode).i_mode = ty | (a.mode & 0o7777);
-        (*inode).i_uid = bindings::kuid_t { val: a.uid };
-        (*inode).i_gid = bindings::kgid_t { val: a.gid };
-        shim::marufs_shim_inode_set_size(inode, a.size, a.blocks);
-        shim::marufs_shim_inode_set_times(inode, a.mtime_ns, a.ctime_ns);
-        (*inode).i_generation = a.generation as u32;
+        (*i).i_mode = ty | (a.mode & 0o7777);
+        (*i).i_uid = bindings::kuid_t { val: a.uid };
+        (*i).i_gid = bindings::kgid_t { val: a.gid };
+        shim::marufs_shim_inode_set_size(i, a.size, a.blocks);
+        shim::marufs_shim_inode_set_times(i, a.mtime_ns, a.ctime_ns);
+        (*i).i_generation = a.generation as u32;
     }
 }
 
 /// Finds or creates the in-memory inode for `a` (one per incarnation: the
-/// inode number encodes the generation).
-///
-/// # Safety
-///
-/// `sb` must be a live marufs superblock.
-pub(crate) unsafe fn get_inode(sb: *mut bindings::super_block, a: &Attrs) -> Result<*mut bindings::inode> {
-    // SAFETY: function contract.
-    unsafe { get_key_inode(sb, a, false) }
+/// inode number encodes the generation); returns a new reference.
+pub(crate) fn get_inode<T: FsOps>(sb: &SuperBlock<T>, a: &Attrs) -> Result<*mut bindings::inode> {
+    get_key_inode(sb, a, false)
 }
 
 /// [`get_inode`], for a key: `creating` when this host just created it.
+pub(crate) fn get_key_inode<T: FsOps>(sb: &SuperBlock<T>, a: &Attrs, creating: bool) -> Result<*mut bindings::inode> {
+    // SAFETY: `sb` is a live superblock (type invariant of `SuperBlock`).
+    let ip = unsafe { bindings::iget_locked(sb.as_ptr(), a.ino) };
+    if ip.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: `iget_locked` returned a referenced inode of `sb`, one of `T`.
+    let inode = unsafe { INode::<T>::from_raw(ip) };
+    // SAFETY: `ip` is a live, referenced inode.
+    if unsafe { shim::marufs_shim_inode_is_new(ip) } {
+        apply(inode, a);
+        // SAFETY: an I_NEW inode is invisible to everyone else until
+        // `unlock_new_inode`, so its fields are ours to set; the tables are
+        // promoted constants (`'static`) of `T`, whose inode this is.
+        unsafe {
+            match a.kind {
+                Kind::Root => {
+                    (*ip).i_op = &Tables::<T>::ROOT_IOPS;
+                    (*ip).__bindgen_anon_3.i_fop = &Tables::<T>::DIR_FOPS;
+                    bindings::set_nlink(ip, 2);
+                }
+                Kind::Dir => {
+                    (*ip).i_op = &Tables::<T>::DIR_IOPS;
+                    (*ip).__bindgen_anon_3.i_fop = &Tables::<T>::DIR_FOPS;
+                    bindings::set_nlink(ip, 2);
+                }
+                Kind::Key => {
+                    (*ip).i_op = &Tables::<T>::KEY_IOPS;
+                    (*ip).__bindgen_anon_3.i_fop = &Tables::<T>::KEY_FOPS;
+                    bindings::set_nlink(ip, 1);
+                }
+            }
+        }
+        if a.kind == Kind::Key {
+            // SAFETY: `ip` is still I_NEW (unlocked below), so no one else
+            // can see it.
+            if let Err(e) = unsafe { file::init_key_inode(inode, a, creating) } {
+                // SAFETY: `ip` is still I_NEW and referenced by us:
+                // `iget_failed` unhashes it and drops our reference.
+                unsafe { bindings::iget_failed(ip) };
+                return Err(e);
+            }
+        }
+        // SAFETY: the new inode is fully set up; this makes it visible.
+        unsafe { bindings::unlock_new_inode(ip) };
+    } else {
+        apply(inode, a);
+    }
+    Ok(ip)
+}
+
+impl<T: FsOps> Tables<T> {
+    /// Inode operations of `T`'s root directory.
+    pub(crate) const ROOT_IOPS: bindings::inode_operations = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
+        o.lookup = Some(lookup_cb::<T>);
+        o.mkdir = Some(mkdir_cb::<T>);
+        o.rmdir = Some(rmdir_cb::<T>);
+        o.setattr = Some(file::setattr_cb::<T>);
+        o
+    };
+
+    /// Inode operations of `T`'s directories (below the root).
+    pub(crate) const DIR_IOPS: bindings::inode_operations = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
+        o.lookup = Some(lookup_cb::<T>);
+        o.create = Some(file::create_cb::<T>);
+        o.tmpfile = Some(file::tmpfile_cb::<T>);
+        o.link = Some(file::link_cb::<T>);
+        o.unlink = Some(file::unlink_cb::<T>);
+        o.rename = Some(file::rename_cb::<T>);
+        o.setattr = Some(file::setattr_cb::<T>);
+        o
+    };
+
+    /// Inode operations of `T`'s keys.
+    pub(crate) const KEY_IOPS: bindings::inode_operations = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
+        o.setattr = Some(file::setattr_cb::<T>);
+        o
+    };
+
+    /// File operations of `T`'s directories.
+    pub(crate) const DIR_FOPS: bindings::file_operations = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::file_operations = unsafe { core::mem::zeroed() };
+        o.iterate_shared = Some(iterate_cb::<T>);
+        o.unlocked_ioctl = Some(super::ioctl::dir_ioctl_cb::<T>);
+        o.compat_ioctl = bindings::compat_ptr_ioctl;
+        o.read = Some(bindings::generic_read_dir);
+        o.llseek = Some(bindings::generic_file_llseek);
+        o
+    };
+
+    /// `T`'s dentry operations (the superblock's default).
+    pub(crate) const DENTRY_OPS: bindings::dentry_operations = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::dentry_operations = unsafe { core::mem::zeroed() };
+        o.d_revalidate = Some(revalidate_cb::<T>);
+        o
+    };
+}
+
+/// The per-mount state, the directory's inode number and the dentry of a
+/// directory operation.
 ///
 /// # Safety
 ///
-/// `sb` must be a live marufs superblock.
-pub(crate) unsafe fn get_key_inode(
-    sb: *mut bindings::super_block,
-    a: &Attrs,
-    creating: bool,
-) -> Result<*mut bindings::inode> {
-    // SAFETY: `sb` is live (function contract).
-    let inode = unsafe { bindings::iget_locked(sb, a.ino) };
-    if inode.is_null() {
-        return Err(ENOMEM);
-    }
-    // SAFETY: `inode` is a live, referenced inode of `sb`.
-    if unsafe { shim::marufs_shim_inode_is_new(inode) } {
-        // SAFETY: a new inode is ours to fill until unlock_new_inode; the
-        // operation tables are statics.
-        unsafe {
-            apply(inode, a);
-            match a.kind {
-                Kind::Root => {
-                    (*inode).i_op = &ROOT_IOPS;
-                    (*inode).__bindgen_anon_3.i_fop = &DIR_FOPS.0;
-                    bindings::set_nlink(inode, 2);
-                }
-                Kind::Dir => {
-                    (*inode).i_op = &DIR_IOPS;
-                    (*inode).__bindgen_anon_3.i_fop = &DIR_FOPS.0;
-                    bindings::set_nlink(inode, 2);
-                }
-                Kind::Key => {
-                    (*inode).i_op = &KEY_IOPS;
-                    (*inode).__bindgen_anon_3.i_fop = &file::KEY_FOPS.0;
-                    bindings::set_nlink(inode, 1);
-                    if let Err(e) = file::init_key_inode(inode, a, creating) {
-                        bindings::iget_failed(inode);
-                        return Err(e);
-                    }
-                }
-            }
-            bindings::unlock_new_inode(inode);
-        }
-    } else {
-        // SAFETY: refreshing plain attributes of a live inode.
-        unsafe { apply(inode, a) };
-    }
-    Ok(inode)
+/// `dir` must be a live directory inode of `T` and `dentry` a dentry in it
+/// with a stable name for `'a`, outside RCU walk (as the VFS passes them to
+/// `lookup`, `create`, `mkdir`, `link`, `unlink`, `rmdir` and `rename`,
+/// with `dir` locked).
+pub(crate) unsafe fn dir_args<'a, T: FileSystem>(
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+) -> Result<(&'a INode<T>, &'a DEntry<T>)> {
+    // SAFETY: `dir` is a live inode of `T` for `'a` (function contract).
+    let dir = unsafe { INode::<T>::from_raw(dir) };
+    // SAFETY: `dentry` meets `DEntry`'s invariant for `'a` (function contract).
+    let dentry = unsafe { DEntry::<T>::from_raw(dentry) };
+    Ok((dir, dentry))
 }
 
-static ROOT_IOPS: bindings::inode_operations = {
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
-    o.lookup = Some(lookup_cb);
-    o.mkdir = Some(mkdir_cb);
-    o.rmdir = Some(rmdir_cb);
-    o.setattr = Some(file::setattr_cb);
-    o
-};
-
-static DIR_IOPS: bindings::inode_operations = {
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
-    o.lookup = Some(lookup_cb);
-    o.create = Some(file::create_cb);
-    o.tmpfile = Some(file::tmpfile_cb);
-    o.link = Some(file::link_cb);
-    o.unlink = Some(file::unlink_cb);
-    o.rename = Some(file::rename_cb);
-    o.setattr = Some(file::setattr_cb);
-    o
-};
-
-static KEY_IOPS: bindings::inode_operations = {
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::inode_operations = unsafe { core::mem::zeroed() };
-    o.setattr = Some(file::setattr_cb);
-    o
-};
-
-static DIR_FOPS: Table<bindings::file_operations> = Table({
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::file_operations = unsafe { core::mem::zeroed() };
-    o.iterate_shared = Some(iterate_cb);
-    o.unlocked_ioctl = Some(super::ioctl::dir_ioctl_cb);
-    o.compat_ioctl = bindings::compat_ptr_ioctl;
-    o.read = Some(bindings::generic_read_dir);
-    o.llseek = Some(bindings::generic_file_llseek);
-    o
-});
-
-/// Installed as the superblock's default dentry operations.
-pub(crate) static DENTRY_OPS: bindings::dentry_operations = {
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::dentry_operations = unsafe { core::mem::zeroed() };
-    o.d_revalidate = Some(revalidate_cb);
-    o
-};
-
-fn err_ptr<T>(e: Error) -> *mut T {
-    e.to_errno() as isize as *mut T
+/// The caller's filesystem uid and gid.
+pub(crate) fn current_fs_ids() -> (u32, u32) {
+    // SAFETY: reading the current task's credentials has no precondition
+    // in process context, where every inode operation runs.
+    unsafe { (shim::marufs_shim_current_fsuid(), shim::marufs_shim_current_fsgid()) }
 }
 
 /// `inode_operations.lookup`.
 ///
 /// # Safety
 ///
-/// VFS contract: `dir` is a locked marufs directory, `dentry` a new dentry in it.
-unsafe extern "C" fn lookup_cb(
+/// `dir` must be a locked directory of `T` and `dentry` a new dentry in it,
+/// as `lookup_slow`/`lookup_one_qstr_excl` pass them.
+unsafe extern "C" fn lookup_cb<T: FsOps>(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
     _flags: c_uint,
 ) -> *mut bindings::dentry {
-    // SAFETY: VFS contract: `dir` is a live, locked marufs directory and
-    // `dentry` a dentry in it.
-    let (d, name, dino) = match unsafe { dir_args(dir, dentry) } {
+    // SAFETY: `dir` is live and locked, `dentry` new in it (function
+    // contract): the arguments of a directory operation.
+    let (dir, dentry) = match unsafe { dir_args::<T>(dir, dentry) } {
         Ok(v) => v,
         Err(e) => return err_ptr(e),
     };
-    // Read before the lookup: a change after it makes the counter differ.
-    let vouch = Fs::changes(d, dino, None);
-    let inode = match Fs::lookup(d, dino, name) {
-        Ok(Some(a)) => {
-            // SAFETY: `dir`'s superblock is live.
-            match unsafe { get_inode((*dir).i_sb, &a) } {
-                Ok(i) => i,
-                Err(e) => return err_ptr(e),
-            }
-        }
-        Ok(None) => null_mut(),
+    let d = match dir.data() {
+        Ok(d) => d,
         Err(e) => return err_ptr(e),
     };
-    // SAFETY: `dentry` is the new dentry (not visible to RCU walkers yet).
-    unsafe { set_vouched(dentry, vouch) };
-    // SAFETY: `dentry` is the new dentry; d_splice_alias consumes our inode
-    // reference (NULL makes it negative).
-    unsafe { bindings::d_splice_alias(inode, dentry) }
+    let l = match T::lookup(d, dir.ino(), dentry.name()) {
+        Ok(l) => l,
+        Err(e) => return err_ptr(e),
+    };
+    let inode = match l.attrs {
+        Some(a) => match get_inode(dir.super_block(), &a) {
+            Ok(i) => i,
+            Err(e) => return err_ptr(e),
+        },
+        None => null_mut(),
+    };
+    dentry.set_tag(l.tag);
+    // SAFETY: `dentry` is the new, unhashed dentry of the lookup;
+    // `d_splice_alias` consumes our inode reference (NULL: negative).
+    unsafe { bindings::d_splice_alias(inode, dentry.as_ptr()) }
 }
 
 /// `inode_operations.mkdir`.
 ///
 /// # Safety
 ///
-/// VFS contract: `dir` is locked, `dentry` is negative.
-unsafe extern "C" fn mkdir_cb(
+/// `dir` must be a locked directory of `T` and `dentry` a negative dentry in
+/// it, as `vfs_mkdir` passes them.
+unsafe extern "C" fn mkdir_cb<T: FsOps>(
     _idmap: *mut bindings::mnt_idmap,
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
     mode: bindings::umode_t,
 ) -> *mut bindings::dentry {
-    // SAFETY: VFS contract: `dir` is a live, locked marufs directory and
-    // `dentry` a dentry in it.
-    let (d, name, dino) = match unsafe { dir_args(dir, dentry) } {
+    // SAFETY: the arguments of a directory operation (function contract).
+    let (dir, dentry) = match unsafe { dir_args::<T>(dir, dentry) } {
         Ok(v) => v,
         Err(e) => return err_ptr(e),
     };
-    // SAFETY: reading the caller's credentials.
-    let (uid, gid) = unsafe { (shim::marufs_shim_current_fsuid(), shim::marufs_shim_current_fsgid()) };
-    match Fs::mkdir(d, dino, name, mode & 0o7777, uid, gid) {
-        Ok(a) => {
-            // SAFETY: `dir`'s superblock is live.
-            match unsafe { get_inode((*dir).i_sb, &a) } {
-                Ok(inode) => {
-                    // SAFETY: `dentry` is negative and locked; it takes our reference.
-                    unsafe {
-                        bindings::inc_nlink(dir);
-                        set_vouched(dentry, None);
-                        bindings::d_instantiate(dentry, inode);
-                    }
-                    null_mut()
-                }
-                Err(e) => err_ptr(e),
+    let d = match dir.data() {
+        Ok(d) => d,
+        Err(e) => return err_ptr(e),
+    };
+    let (uid, gid) = current_fs_ids();
+    let a = match T::mkdir(d, dir.ino(), dentry.name(), mode & 0o7777, uid, gid) {
+        Ok(a) => a,
+        Err(e) => return err_ptr(e),
+    };
+    match get_inode(dir.super_block(), &a) {
+        Ok(inode) => {
+            dentry.set_tag(0);
+            // SAFETY: `dir` is locked by the VFS (function contract), so its
+            // link count is ours to change; `dentry` is negative and takes
+            // our inode reference.
+            unsafe {
+                bindings::inc_nlink(dir.as_ptr());
+                bindings::d_instantiate(dentry.as_ptr(), inode);
             }
+            null_mut()
         }
         Err(e) => err_ptr(e),
     }
@@ -366,24 +468,27 @@ unsafe extern "C" fn mkdir_cb(
 ///
 /// # Safety
 ///
-/// VFS contract: `dir` and the victim are locked; `dentry` is positive.
-unsafe extern "C" fn rmdir_cb(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> c_int {
-    // SAFETY: VFS contract: `dir` is a live, locked marufs directory and
-    // `dentry` a dentry in it.
-    let (d, name, dino) = match unsafe { dir_args(dir, dentry) } {
+/// `dir` and the victim must be locked and `dentry` a positive dentry in
+/// `dir` of `T`, as `vfs_rmdir` passes them.
+unsafe extern "C" fn rmdir_cb<T: FsOps>(dir: *mut bindings::inode, dentry: *mut bindings::dentry) -> c_int {
+    // SAFETY: the arguments of a directory operation (function contract).
+    let (dir, dentry) = match unsafe { dir_args::<T>(dir, dentry) } {
         Ok(v) => v,
         Err(e) => return e.to_errno(),
     };
-    match Fs::rmdir(d, dino, name) {
+    let d = match dir.data() {
+        Ok(d) => d,
+        Err(e) => return e.to_errno(),
+    };
+    match T::rmdir(d, dir.ino(), dentry.name()) {
         Ok(()) => {
-            // SAFETY: the victim inode is live and locked by the VFS.
-            unsafe {
-                let victim = (*dentry).d_inode;
-                if !victim.is_null() {
-                    bindings::clear_nlink(victim);
-                }
-                bindings::drop_nlink(dir);
+            if let Some(victim) = dentry.inode() {
+                // SAFETY: the victim is locked by the VFS (function
+                // contract): its link count is ours to change.
+                unsafe { bindings::clear_nlink(victim.as_ptr()) };
             }
+            // SAFETY: `dir` is locked by the VFS (function contract).
+            unsafe { bindings::drop_nlink(dir.as_ptr()) };
             0
         }
         Err(e) => e.to_errno(),
@@ -394,41 +499,41 @@ unsafe extern "C" fn rmdir_cb(dir: *mut bindings::inode, dentry: *mut bindings::
 ///
 /// # Safety
 ///
-/// VFS contract: `file` is an open marufs directory, `ctx` its context.
-unsafe extern "C" fn iterate_cb(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> c_int {
-    // SAFETY: VFS contract: an open file has a live inode.
-    let inode = unsafe { (*file).f_inode };
-    // SAFETY: as above.
-    let d = match unsafe { data_of(inode) } {
+/// `file` must be an open directory of `T` and `ctx` its directory context,
+/// as `iterate_dir` passes them.
+unsafe extern "C" fn iterate_cb<T: FsOps>(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> c_int {
+    // SAFETY: an open file holds its inode (function contract), one of `T`.
+    let inode = unsafe { INode::<T>::from_raw((*file).f_inode) };
+    let d = match inode.data() {
         Ok(d) => d,
         Err(e) => return e.to_errno(),
     };
-    // SAFETY: as above.
-    let dino = unsafe { (*inode).i_ino };
-    // SAFETY: `file`/`ctx` valid (VFS contract).
+    let dino = inode.ino();
+    // SAFETY: `file` and `ctx` are valid for the call (function contract).
     if !unsafe { shim::marufs_shim_dir_emit_dots(file, ctx) } {
         return 0;
     }
     loop {
         // Positions: 0 and 1 are the dots, then 2 + the namespace cursor.
-        // SAFETY: `ctx` valid.
+        // SAFETY: `ctx` is valid for the call (function contract).
         let pos = unsafe { shim::marufs_shim_dir_pos(ctx) };
         let cursor = (pos.max(2) - 2) as u64;
-        match Fs::readdir(d, dino, cursor) {
+        match T::readdir(d, dino, cursor) {
             Ok(Some((e, next))) => {
                 let ty = match e.kind {
                     Kind::Key => bindings::DT_REG,
                     _ => bindings::DT_DIR,
                 };
                 let name = e.name.get(..e.len as usize).unwrap_or(&[]);
-                // SAFETY: `ctx` valid; `name` is a local buffer.
+                // SAFETY: `ctx` is valid (function contract); `name` is a
+                // local buffer of `name.len()` bytes.
                 let more = unsafe {
                     shim::marufs_shim_dir_emit(ctx, name.as_ptr().cast(), name.len() as c_int, e.ino, ty)
                 };
                 if !more {
                     return 0;
                 }
-                // SAFETY: `ctx` valid.
+                // SAFETY: `ctx` is valid (function contract).
                 unsafe { shim::marufs_shim_dir_set_pos(ctx, next as i64 + 2) };
             }
             Ok(None) => return 0,
@@ -437,63 +542,68 @@ unsafe extern "C" fn iterate_cb(file: *mut bindings::file, ctx: *mut bindings::d
     }
 }
 
-/// `dentry_operations.d_revalidate`: names can change on other hosts.
+/// `dentry_operations.d_revalidate`: asks the filesystem
+/// ([`Namespace::d_revalidate`]) and carries its answer out.
 ///
 /// # Safety
 ///
-/// VFS contract: `dir` is the parent inode, `dentry` the dentry (its name is
-/// `name`, stable for the call); in RCU walk (`LOOKUP_RCU`) `dir` is stable
-/// but `dentry->d_inode` may change under us and nothing may be stored.
-unsafe extern "C" fn revalidate_cb(
+/// As `d_revalidate` is called: `dir` is the parent's inode (stable for the
+/// call, one of `T`), `name` the dentry's name (a stable snapshot for the
+/// call), `dentry` a live dentry of `T`; in RCU walk (`LOOKUP_RCU`) its
+/// `d_inode` may change under us and nothing may be stored or slept on.
+unsafe extern "C" fn revalidate_cb<T: FsOps>(
     dir: *mut bindings::inode,
     name: *const bindings::qstr,
     dentry: *mut bindings::dentry,
     flags: c_uint,
 ) -> c_int {
     let rcu = flags & LOOKUP_RCU != 0;
-    // SAFETY: `dir` is a live marufs inode (VFS contract).
-    let d = match unsafe { data_of(dir) } {
-        Ok(d) => d,
-        Err(_) => return if rcu { -(bindings::ECHILD as c_int) } else { 0 },
+    let echild = -(bindings::ECHILD as c_int);
+    // SAFETY: `dir` is live for the call and an inode of `T` (function
+    // contract).
+    let dir = unsafe { INode::<T>::from_raw(dir) };
+    let Ok(d) = dir.data() else {
+        return if rcu { echild } else { 0 };
     };
-    // SAFETY: `dentry` is live; in RCU walk its inode pointer is read once
-    // and the inode itself is freed only after an RCU grace period.
-    let inode = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_inode) };
-    // SAFETY: as above (a non-null inode is readable under RCU).
-    let child = (!inode.is_null()).then(|| unsafe { (*inode).i_ino });
-    // SAFETY: live inode.
-    let dino = unsafe { (*dir).i_ino };
-    // SAFETY: `dentry` is live; `d_time` is ours (a plain word).
-    let vouched = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_time) } as u64;
-    let now = Fs::changes(d, dino, child);
-    if vouched != 0 && now == Some(vouched) {
-        // Nothing in the directory changed since the dentry was checked.
-        return 1;
-    }
-    if rcu {
-        // Checking against the media may sleep: leave RCU walk.
-        return -(bindings::ECHILD as c_int);
-    }
-    let Some(ino) = child else {
-        // A stale negative dentry: look the name up again.
-        return 0;
-    };
+    // SAFETY: `dentry` is live (function contract); in RCU walk its inode
+    // pointer may change, so it is read once, and an inode it pointed to is
+    // freed only after an RCU grace period, which this walk holds off.
+    let ip = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_inode) };
+    // SAFETY: a non-NULL `ip` is readable for the call (just argued) and an
+    // inode of `T`.
+    let child = (!ip.is_null()).then(|| unsafe { INode::<T>::from_raw(ip) });
+    // SAFETY: `d_time` is a plain word of a live dentry, stored by
+    // `DEntry::set_tag` (volatile) outside RCU walk: read it the same way.
+    let tag = unsafe { core::ptr::read_volatile(&raw const (*dentry).d_time) } as u64;
     let mut len = 0u32;
-    // SAFETY: VFS contract: `name` is the dentry's name, stable for the call.
+    // SAFETY: `name` is the dentry's name snapshot, valid for the call
+    // (function contract); `len` is a local.
     let p = unsafe { shim::marufs_shim_qstr_name(name, &mut len) };
     // SAFETY: `p` points to `len` bytes valid for the call.
     let nm = unsafe { core::slice::from_raw_parts(p, len as usize) };
-    match Fs::revalidate(d, dino, nm, ino) {
-        Ok(Some(a)) => {
-            // SAFETY: refreshing the plain attributes of a live inode; not in
-            // RCU walk, so the dentry may be marked.
-            unsafe {
-                apply(inode, &a);
-                set_vouched(dentry, now);
+    let r = Revalidating {
+        dir: dir.ino(),
+        name: nm,
+        child: child.map(|c| c.ino()),
+        tag,
+        rcu,
+    };
+    match T::d_revalidate(d, &r) {
+        Ok(Revalidate::Valid) => 1,
+        Ok(Revalidate::Invalid) => 0,
+        Ok(Revalidate::NeedsBlocking) => echild,
+        // Nothing may be stored in RCU walk: retry out of it.
+        Ok(Revalidate::Refreshed(..)) | Err(_) if rcu => echild,
+        Ok(Revalidate::Refreshed(a, new_tag)) => {
+            if let Some(c) = child {
+                apply(c, &a);
             }
+            // SAFETY: out of RCU walk, `dentry` is live and ours to tag
+            // (the VFS lets `d_revalidate` store `d_time`); its name is the
+            // stable `name` snapshot.
+            unsafe { DEntry::<T>::from_raw(dentry) }.set_tag(new_tag);
             1
         }
-        Ok(None) => 0,
         Err(e) => e.to_errno(),
     }
 }

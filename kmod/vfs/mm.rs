@@ -10,11 +10,10 @@
 //! No page cache is involved. See `Documentation/design/kernel.md`.
 
 use super::{
-    file::{key_args_of_file, Keys},
-    fs_context::Fs,
-    shim, Table,
+    file::{File, Keys},
+    shim, FsOps, Tables,
 };
-use kernel::{bindings, ffi::c_int};
+use kernel::{bindings, ffi::c_int, prelude::*};
 
 /// How a fault is to be served.
 pub enum FaultPlan {
@@ -33,36 +32,56 @@ pub trait Faults: Keys {
     /// Whether a write may make a read-only-mapped page of the key writable
     /// (`page_mkwrite`: the key is still unpublished).
     fn mkwrite(d: &Self::Data, k: &Self::KeyState) -> bool;
-
+    /// Whether the key may be mapped at all; `shared`: `MAP_SHARED` (else a
+    /// private, copy-on-write mapping).
+    fn mmap(d: &Self::Data, k: &Self::KeyState, shared: bool) -> Result;
 }
 
-pub(crate) static VM_OPS: Table<bindings::vm_operations_struct> = Table({
-    // SAFETY: all-zero is a valid table (every hook optional).
-    let mut o: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
-    o.fault = Some(fault_cb);
-    o.huge_fault = Some(huge_fault_cb);
-    // With `page_mkwrite`, shared writable mappings are write-notify: pages
-    // are mapped read-only first and a write asks us again, so a key
-    // published while mapped writable (linkat of an O_TMPFILE) refuses it.
-    o.page_mkwrite = Some(page_mkwrite_cb);
-    o
-});
+impl<T: FsOps> Tables<T> {
+    /// `T`'s operations of key mappings.
+    pub(crate) const VM_OPS: bindings::vm_operations_struct = {
+        // SAFETY: all-zero is a valid table (every hook optional).
+        let mut o: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
+        o.fault = Some(fault_cb::<T>);
+        o.huge_fault = Some(huge_fault_cb::<T>);
+        // With `page_mkwrite`, shared writable mappings are write-notify:
+        // pages are mapped read-only first and a write asks us again, so a
+        // key published while mapped writable (linkat of an O_TMPFILE)
+        // refuses it.
+        o.page_mkwrite = Some(page_mkwrite_cb::<T>);
+        o
+    };
+}
 
-/// `file_operations.mmap_prepare`.
+/// `file_operations.mmap_prepare`: asks the filesystem, then installs `T`'s
+/// mapping operations (and PMD faults: `VM_HUGEPAGE`).
 ///
 /// # Safety
 ///
-/// VFS contract: `desc` describes a mapping of an open marufs key.
-pub(crate) unsafe extern "C" fn mmap_prepare_cb(desc: *mut bindings::vm_area_desc) -> c_int {
-    // SAFETY: `desc` is valid (VFS contract); VM_OPS is static.
-    unsafe { shim::marufs_shim_mmap_prepare(desc, &VM_OPS.0) }
+/// `desc` must describe a new mapping of an open key of `T`, as
+/// `mmap_region` passes it (the mapping does not exist yet).
+pub(crate) unsafe extern "C" fn mmap_prepare_cb<T: FsOps>(desc: *mut bindings::vm_area_desc) -> c_int {
+    // SAFETY: `desc` is valid for the call (function contract); its file is
+    // an open key of `T` (opened by `open_cb::<T>`), held by the caller.
+    let file = unsafe { File::<T>::from_raw(shim::marufs_shim_mmap_file(desc)) };
+    // SAFETY: `desc` is valid for the call (function contract).
+    let shared = unsafe { shim::marufs_shim_mmap_shared(desc) };
+    let r = file.args().and_then(|(d, k, _)| T::mmap(d, k, shared));
+    if let Err(e) = r {
+        return e.to_errno();
+    }
+    // SAFETY: `desc` is valid and not yet a mapping (function contract); the
+    // table is a promoted constant (`'static`) of `T`, whose file it maps.
+    unsafe { shim::marufs_shim_mmap_install(desc, &Tables::<T>::VM_OPS) };
+    0
 }
 
 /// `file_operations.get_unmapped_area`: 2 MiB-aligned placement.
 ///
 /// # Safety
 ///
-/// VFS contract.
+/// The arguments must be those `__get_unmapped_area` passes for an open
+/// file (the mm's lock held).
 pub(crate) unsafe extern "C" fn get_unmapped_area_cb(
     file: *mut bindings::file,
     addr: usize,
@@ -70,7 +89,9 @@ pub(crate) unsafe extern "C" fn get_unmapped_area_cb(
     pgoff: usize,
     flags: usize,
 ) -> usize {
-    // SAFETY: VFS contract; arguments passed through.
+    // SAFETY: the arguments are passed through unchanged to
+    // `thp_get_unmapped_area`, which has the same contract (function
+    // contract).
     unsafe { shim::marufs_shim_get_unmapped_area(file, addr, len, pgoff, flags) }
 }
 
@@ -81,31 +102,32 @@ const FALLBACK: u32 = bindings::vm_fault_reason_VM_FAULT_FALLBACK;
 ///
 /// # Safety
 ///
-/// `vmf` must be a live fault on a marufs key mapping.
-unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
-    // SAFETY: function contract: the VMA holds the file open.
-    let file = unsafe { shim::marufs_shim_vmf_file(vmf) };
-    // SAFETY: `file` is an open marufs key.
-    let Ok((d, k)) = (unsafe { key_args_of_file(file) }) else {
+/// `vmf` must be a live fault on a mapping of a key of `T` (one made by
+/// `mmap_prepare_cb::<T>`), the mm's or VMA's lock held.
+unsafe fn do_fault<T: FsOps>(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
+    // SAFETY: a VMA holds its file open and the fault holds the VMA
+    // (function contract); the mapping was made by `mmap_prepare_cb::<T>`,
+    // so its file is an open key of `T`.
+    let file = unsafe { File::<T>::from_raw(shim::marufs_shim_vmf_file(vmf)) };
+    let Ok((d, k, _)) = file.args() else {
         return SIGBUS;
     };
     let mut fi = shim::FaultInfo::default();
-    // SAFETY: `vmf` is live.
+    // SAFETY: `vmf` is live (function contract); `fi` is a local.
     unsafe { shim::marufs_shim_fault_info(vmf, order, &mut fi) };
     if order != 0 && !fi.fits {
         return FALLBACK;
     }
-    // SAFETY: `file` is open, its inode live.
-    let inode = unsafe { shim::marufs_shim_file_inode(file) };
-    // SAFETY: as above. Shared: faults run concurrently; `link_cb` takes it
-    // exclusively to publish and zap, so no write-enabled entry planned
-    // before a publish is inserted after its zap.
+    let inode = file.inode().as_ptr();
+    // SAFETY: the inode is live while its file is. Shared: faults run
+    // concurrently; `link_cb` takes it exclusively to publish and zap, so no
+    // write-enabled entry planned before a publish is inserted after its zap.
     unsafe { shim::marufs_shim_invalidate_lock_shared(inode) };
-    let r = match Fs::plan(d, k, fi.pos, order, fi.write) {
+    let r = match T::plan(d, k, fi.pos, order, fi.write) {
         FaultPlan::Map(off) => {
             // Every fault is bounded by the device here, whatever `plan`
             // returned.
-            let map = <Fs as Keys>::mapping(d);
+            let map = T::mapping(d);
             let len = 4096u64 << order;
             if off.checked_add(len).is_none_or(|end| end > map.size()) || off % len != 0 {
                 // A plan outside the device (or misaligned for its size) is
@@ -115,9 +137,9 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
                 // TEST ONLY: the cache model's pages, 4 KiB at a time.
                 match page {
                     Ok(_) if order != 0 => FALLBACK,
-                    // SAFETY: `vmf` is live; `p` is a page of the cache
-                    // model's vmalloc memory, which lives as long as the
-                    // mount and so as long as the VMA's file.
+                    // SAFETY: `vmf` is live (function contract); `p` is a
+                    // page of the cache model's vmalloc memory, which lives
+                    // as long as the mount and so as long as the VMA's file.
                     Ok(p) => unsafe { shim::marufs_shim_insert_page(vmf, p, fi.write) },
                     Err(_) => SIGBUS,
                 }
@@ -125,14 +147,15 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
                 let base = map.phys();
                 // The open file holds the key for the VMA's lifetime; the
                 // shim checks the pfn is device memory of the right order.
-                // SAFETY: `vmf` is live; `base + off .. + len` is inside the device (checked above).
+                // SAFETY: `vmf` is live (function contract); `base + off ..
+                // + len` is inside the device (checked above).
                 unsafe { shim::marufs_shim_insert(vmf, base + off, order, fi.write) }
             }
         }
         FaultPlan::Fallback => FALLBACK,
         FaultPlan::SigBus => SIGBUS,
     };
-    // SAFETY: taken above.
+    // SAFETY: taken above by this thread.
     unsafe { shim::marufs_shim_invalidate_unlock_shared(inode) };
     r
 }
@@ -144,18 +167,20 @@ unsafe fn do_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
 ///
 /// # Safety
 ///
-/// Called by the mm with a live write fault on our VMA (`vmf->page` set).
-unsafe extern "C" fn page_mkwrite_cb(vmf: *mut bindings::vm_fault) -> u32 {
-    // SAFETY: mm contract: the VMA holds the file open.
-    let file = unsafe { shim::marufs_shim_vmf_file(vmf) };
-    // SAFETY: `file` is an open marufs key.
-    let Ok((d, k)) = (unsafe { key_args_of_file(file) }) else {
+/// `vmf` must be a live write fault on a mapping of a key of `T` with
+/// `vmf->page` set, as `do_page_mkwrite` passes it.
+unsafe extern "C" fn page_mkwrite_cb<T: FsOps>(vmf: *mut bindings::vm_fault) -> u32 {
+    // SAFETY: the fault holds the VMA, which holds its file, an open key of
+    // `T` (function contract).
+    let file = unsafe { File::<T>::from_raw(shim::marufs_shim_vmf_file(vmf)) };
+    let Ok((d, k, _)) = file.args() else {
         return SIGBUS;
     };
-    if !Fs::mkwrite(d, k) {
+    if !T::mkwrite(d, k) {
         return SIGBUS;
     }
-    // SAFETY: `vmf` is a live write fault with its page set.
+    // SAFETY: `vmf` is a live write fault with its page set (function
+    // contract): the shim locks that page's folio.
     unsafe { shim::marufs_shim_mkwrite_allow(vmf) }
 }
 
@@ -163,22 +188,24 @@ unsafe extern "C" fn page_mkwrite_cb(vmf: *mut bindings::vm_fault) -> u32 {
 ///
 /// # Safety
 ///
-/// Called by the mm with a live fault on our VMA.
-unsafe extern "C" fn fault_cb(vmf: *mut bindings::vm_fault) -> u32 {
-    // SAFETY: mm contract.
-    unsafe { do_fault(vmf, 0) }
+/// `vmf` must be a live fault on a mapping of a key of `T`, as
+/// `__do_fault` passes it.
+unsafe extern "C" fn fault_cb<T: FsOps>(vmf: *mut bindings::vm_fault) -> u32 {
+    // SAFETY: the contract of `do_fault` is this function's.
+    unsafe { do_fault::<T>(vmf, 0) }
 }
 
 /// `vm_operations_struct.huge_fault`.
 ///
 /// # Safety
 ///
-/// Called by the mm with a live fault on our VMA.
-unsafe extern "C" fn huge_fault_cb(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
-    // SAFETY: no preconditions.
+/// `vmf` must be a live fault on a mapping of a key of `T`, as
+/// `create_huge_pmd`/`wp_huge_pmd` pass it.
+unsafe extern "C" fn huge_fault_cb<T: FsOps>(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
+    // SAFETY: `marufs_shim_pmd_order` reads a constant; no precondition.
     if order != unsafe { shim::marufs_shim_pmd_order() } {
         return FALLBACK;
     }
-    // SAFETY: mm contract.
-    unsafe { do_fault(vmf, order) }
+    // SAFETY: the contract of `do_fault` is this function's.
+    unsafe { do_fault::<T>(vmf, order) }
 }

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The VFS/mm/dax abstraction layer: every `unsafe` block and FFI call of the
-//! module lives below this module. Each submodule mirrors one C operation table
-//! and exposes a safe trait for the filesystem logic to implement.
+//! module lives below this module. Each submodule mirrors one C operation
+//! table: its trampolines are generic over the filesystem traits it
+//! declares ([`Tables`]), and the objects they hand out are typed by the
+//! filesystem ([`super_block::SuperBlock`], [`inode::INode`],
+//! [`file::File`]), so one filesystem's private data can never be read as
+//! another's. The filesystem above decides (policy); this layer only carries
+//! the kernel's objects to it and its answers back (mechanism).
 
 pub mod dax;
 pub mod file;
@@ -17,12 +22,20 @@ pub mod super_block;
 pub mod sys;
 pub mod work;
 
-/// A C operation table in a `static`. Tables are built at compile time and
-/// only read afterwards; some contain raw pointers (e.g. `owner`), which makes
-/// them `!Sync` in Rust although sharing them is exactly what C does.
-#[repr(transparent)]
-pub(crate) struct Table<T>(pub(crate) T);
+use core::marker::PhantomData;
 
-// SAFETY: a `Table` is immutable after compile-time initialisation; its raw
-// pointers are never written through by Rust.
-unsafe impl<T> Sync for Table<T> {}
+/// Everything a filesystem implements to be mounted through this layer.
+pub trait FsOps: mm::Faults + ioctl::Ioctls + work::Periodic {}
+impl<T: mm::Faults + ioctl::Ioctls + work::Periodic> FsOps for T {}
+
+/// The C operation tables of filesystem `T`, as associated constants (one
+/// `impl` block per submodule). `&Tables::<T>::X` is a promoted constant,
+/// i.e. a `'static` table the kernel may keep pointers to; every function
+/// pointer in it is a trampoline instantiated for `T`, so an object created
+/// with `T`'s tables is only ever handed back to `T`.
+pub(crate) struct Tables<T>(PhantomData<T>);
+
+/// The errno of `e` as a pointer (`ERR_PTR`).
+pub(crate) fn err_ptr<P>(e: kernel::error::Error) -> *mut P {
+    e.to_errno() as isize as *mut P
+}

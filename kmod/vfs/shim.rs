@@ -55,18 +55,37 @@ pub(crate) const OPT_MODE: c_int = 3;
 pub(crate) const OPT_LEASE_MS: c_int = 4;
 pub(crate) const OPT_COHERENT: c_int = 5;
 
+/// `fs_context_operations.free`.
+pub(crate) type FcFreeFn = unsafe extern "C" fn(*mut bindings::fs_context);
+/// `fs_context_operations.parse_param`.
+pub(crate) type FcParseFn = unsafe extern "C" fn(*mut bindings::fs_context, *mut bindings::fs_parameter) -> c_int;
+/// `fs_context_operations.get_tree` and `.reconfigure`.
+pub(crate) type FcTreeFn = unsafe extern "C" fn(*mut bindings::fs_context) -> c_int;
+/// The `fill_super` callback of `get_tree_nodev`.
+pub(crate) type FillSuperFn = unsafe extern "C" fn(*mut bindings::super_block, *mut bindings::fs_context) -> c_int;
+/// The work function of a periodic item.
+pub(crate) type PeriodicFn = unsafe extern "C" fn(*mut c_void);
+
 // Pointers to kernel structs cross this boundary only as pointers; the lint
 // looks at the pointees, some of which bindgen leaves empty in this config.
 #[allow(improper_ctypes)]
 extern "C" {
     pub(crate) fn marufs_shim_fs_parameters() -> *const c_void;
-    pub(crate) fn marufs_shim_init_fs_context(fc: *mut bindings::fs_context) -> c_int;
+    pub(crate) fn marufs_shim_fc_ops_new(
+        free: FcFreeFn,
+        parse_param: FcParseFn,
+        get_tree: FcTreeFn,
+        reconfigure: FcTreeFn,
+    ) -> *mut c_void;
+    pub(crate) fn marufs_shim_fc_ops_free(ops: *mut c_void);
+    pub(crate) fn marufs_shim_fc_fs_type(fc: *mut bindings::fs_context) -> *mut bindings::file_system_type;
+    pub(crate) fn marufs_shim_fc_set_ops(fc: *mut bindings::fs_context, ops: *const c_void);
     pub(crate) fn marufs_shim_parse_param(
         fc: *mut bindings::fs_context,
         param: *mut bindings::fs_parameter,
         out: *mut ParamValue,
     ) -> c_int;
-    pub(crate) fn marufs_shim_get_tree_nodev(fc: *mut bindings::fs_context) -> c_int;
+    pub(crate) fn marufs_shim_get_tree_nodev(fc: *mut bindings::fs_context, fill: Option<FillSuperFn>) -> c_int;
     pub(crate) fn marufs_shim_fc_private(fc: *mut bindings::fs_context) -> *mut c_void;
     pub(crate) fn marufs_shim_fc_set_private(fc: *mut bindings::fs_context, p: *mut c_void);
     pub(crate) fn marufs_shim_fc_source(fc: *mut bindings::fs_context) -> *const c_char;
@@ -101,10 +120,12 @@ extern "C" {
     pub(crate) fn marufs_shim_iov_count(i: *mut bindings::iov_iter) -> usize;
     pub(crate) fn marufs_shim_current_fsuid() -> u32;
     pub(crate) fn marufs_shim_current_fsgid() -> u32;
-    pub(crate) fn marufs_shim_mmap_prepare(
+    pub(crate) fn marufs_shim_mmap_file(desc: *mut bindings::vm_area_desc) -> *mut bindings::file;
+    pub(crate) fn marufs_shim_mmap_shared(desc: *mut bindings::vm_area_desc) -> bool;
+    pub(crate) fn marufs_shim_mmap_install(
         desc: *mut bindings::vm_area_desc,
         ops: *const bindings::vm_operations_struct,
-    ) -> c_int;
+    );
     pub(crate) fn marufs_shim_vmf_file(vmf: *mut bindings::vm_fault) -> *mut bindings::file;
     pub(crate) fn marufs_shim_fault_info(vmf: *mut bindings::vm_fault, order: u32, out: *mut FaultInfo);
     pub(crate) fn marufs_shim_insert(vmf: *mut bindings::vm_fault, phys: u64, order: u32, write: bool) -> u32;
@@ -117,7 +138,11 @@ extern "C" {
         pgoff: usize,
         flags: usize,
     ) -> usize;
-    pub(crate) fn marufs_shim_periodic_start(data: *mut c_void, period_ms: u32) -> *mut Periodic;
+    pub(crate) fn marufs_shim_periodic_start(
+        data: *mut c_void,
+        period_ms: u32,
+        f: Option<PeriodicFn>,
+    ) -> *mut Periodic;
     pub(crate) fn marufs_shim_periodic_stop(p: *mut Periodic);
     pub(crate) fn marufs_shim_fill_statfs(
         buf: *mut bindings::kstatfs,
@@ -132,6 +157,8 @@ extern "C" {
     pub(crate) fn marufs_shim_zero_flushcache(dst: *mut c_void, len: usize);
     pub(crate) fn marufs_shim_inode_lock(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_inode_unlock(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_inode_lock_shared_iocb(inode: *mut bindings::inode, iocb: *mut bindings::kiocb) -> bool;
+    pub(crate) fn marufs_shim_inode_unlock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_invalidate_lock(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_invalidate_unlock(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_invalidate_lock_shared(inode: *mut bindings::inode);
@@ -148,10 +175,7 @@ extern "C" {
     pub(crate) fn marufs_shim_tmpfile_open(file: *mut bindings::file, inode: *mut bindings::inode) -> c_int;
     pub(crate) fn marufs_shim_link_instantiate(inode: *mut bindings::inode, dentry: *mut bindings::dentry);
     pub(crate) fn marufs_shim_mkwrite_allow(vmf: *mut bindings::vm_fault) -> u32;
-    pub(crate) fn marufs_shim_file_inode(f: *mut bindings::file) -> *mut bindings::inode;
     pub(crate) fn marufs_shim_permission(f: *mut bindings::file, mask: c_int) -> c_int;
-    pub(crate) fn marufs_shim_copy_from_user(dst: *mut c_void, src: u64, n: usize) -> usize;
-    pub(crate) fn marufs_shim_copy_to_user(dst: u64, src: *const c_void, n: usize) -> usize;
     pub(crate) fn marufs_shim_dcache_lookup(
         dir: *mut bindings::file,
         name: *const u8,
@@ -163,7 +187,7 @@ extern "C" {
         dir: *mut bindings::file,
         name: *const u8,
         len: u32,
-        tag: usize,
+        tag: *mut usize,
         st: *mut Stat,
     ) -> c_int;
 }

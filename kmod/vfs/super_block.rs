@@ -3,13 +3,14 @@
 //! `struct super_block` and `struct super_operations`.
 
 use super::{
-    fs_context, inode,
-    inode::Attrs,
+    fs_context::FileSystem,
+    inode::{self, Attrs},
     shim,
     work::{Periodic, PeriodicWork},
+    FsOps, Tables,
 };
 use core::marker::PhantomData;
-use kernel::{bindings, ffi::c_int, prelude::*, seq_file::SeqFile};
+use kernel::{bindings, ffi::c_int, prelude::*, seq_file::SeqFile, types::Opaque};
 
 /// What `statfs(2)` reports.
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,20 +31,21 @@ pub struct StatFs {
     pub fsid: u64,
 }
 
-/// A superblock being set up by `fill_super`.
+/// A superblock being set up by `fill_super` of filesystem `T`.
 ///
 /// # Invariants
 ///
-/// `ptr` is a new superblock, locked by the VFS, for the lifetime `'a`.
-pub struct NewSuperBlock<'a> {
+/// `ptr` is a new superblock of `T`, locked by the VFS and not yet visible
+/// to any other thread, for the lifetime `'a`.
+pub struct NewSuperBlock<'a, T> {
     ptr: *mut bindings::super_block,
-    _p: PhantomData<&'a mut bindings::super_block>,
+    _p: PhantomData<(&'a mut bindings::super_block, T)>,
 }
 
-impl NewSuperBlock<'_> {
+impl<T: FsOps> NewSuperBlock<'_, T> {
     /// # Safety
     ///
-    /// `ptr` must be a new superblock passed to `fill_super`, valid and
+    /// `ptr` must be a new superblock passed to `T`'s `fill_super`, valid and
     /// exclusively ours for the returned lifetime.
     pub(crate) unsafe fn from_raw(ptr: *mut bindings::super_block) -> Self {
         // INVARIANT: guaranteed by the caller.
@@ -54,35 +56,39 @@ impl NewSuperBlock<'_> {
     }
 
     /// Sets the superblock's constants: magic, block size (a power of two),
-    /// maximum file size, and the operation table.
+    /// maximum file size, and `T`'s operation table.
     pub fn setup(&mut self, magic: u64, blocksize_bits: u8, max_bytes: i64) {
-        // SAFETY: `ptr` is a new superblock we own during fill_super (type
-        // invariant); these plain fields are ours to set.
+        // SAFETY: `ptr` is a new superblock only this thread sees (type
+        // invariant), so plain stores to its fields race with nothing; the
+        // operation table is a promoted constant, so `'static`.
         unsafe {
             (*self.ptr).s_magic = magic as usize;
             (*self.ptr).s_blocksize_bits = blocksize_bits;
             (*self.ptr).s_blocksize = 1 << blocksize_bits;
             (*self.ptr).s_maxbytes = max_bytes;
             (*self.ptr).s_time_gran = 1;
-            (*self.ptr).s_op = &SUPER_OPS;
+            (*self.ptr).s_op = &Tables::<T>::SUPER_OPS;
         }
     }
 
     /// Creates the root directory inode and dentry, and installs the dentry
     /// operations that revalidate names against the shared media.
     pub fn make_root(&mut self, attrs: &Attrs) -> Result {
-        // SAFETY: `ptr` is a valid new superblock (type invariant);
-        // DENTRY_OPS is a static table.
-        unsafe { bindings::set_default_d_op(self.ptr, &inode::DENTRY_OPS) };
-        // SAFETY: `ptr` is valid (type invariant).
-        let inode = unsafe { inode::get_inode(self.ptr, attrs)? };
-        // SAFETY: `inode` is a referenced inode; d_make_root consumes it
-        // (iput on failure).
+        // SAFETY: `ptr` is a new superblock no dentry of which exists yet
+        // (type invariant), so setting its default dentry operations races
+        // with no lookup; the table is a promoted constant (`'static`).
+        unsafe { bindings::set_default_d_op(self.ptr, &Tables::<T>::DENTRY_OPS) };
+        // SAFETY: `ptr` is a live superblock of `T` (type invariant).
+        let sb = unsafe { SuperBlock::<T>::from_raw(self.ptr) };
+        let inode = inode::get_inode(sb, attrs)?;
+        // SAFETY: `inode` is a referenced inode of this superblock;
+        // `d_make_root` consumes the reference (iput on failure).
         let root = unsafe { bindings::d_make_root(inode) };
         if root.is_null() {
             return Err(ENOMEM);
         }
-        // SAFETY: `ptr` is valid (type invariant); the VFS owns s_root from here.
+        // SAFETY: `ptr` is ours during fill_super (type invariant); the VFS
+        // owns `s_root` from here and drops it at unmount.
         unsafe { (*self.ptr).s_root = root };
         Ok(())
     }
@@ -91,97 +97,114 @@ impl NewSuperBlock<'_> {
     /// work (`Periodic::period_ms`); both are dropped by `kill_sb` after the
     /// VFS shut the superblock down, the work first. On error (no memory
     /// for the work) nothing is installed and the state is dropped.
-    pub(crate) fn set_fs_info(&mut self, data: KBox<<fs_context::Fs as fs_context::FileSystem>::Data>) -> Result {
+    pub(crate) fn set_fs_info(&mut self, data: KBox<T::Data>) -> Result {
         let data = KBox::into_inner(data);
-        let period = <fs_context::Fs as Periodic>::period_ms(&data);
-        let mut m = KBox::new(Mounted { work: None, data }, GFP_KERNEL)?;
+        let period = <T as Periodic>::period_ms(&data);
+        let mut m = KBox::new(
+            Mounted::<T> {
+                work: None,
+                data,
+            },
+            GFP_KERNEL,
+        )?;
         if let Some(ms) = period {
-            // The box keeps `m.data` in place until `kill_sb`, which drops
-            // (stops) `work`, the first field, before `data`.
-            // SAFETY: `m.data` outlives the work, as just argued.
-            m.work = Some(unsafe { PeriodicWork::start(&m.data, ms)? });
+            // SAFETY: `m.data` lives in the box, which is not moved out of
+            // until `kill_sb` drops it; `Mounted` declares `work` first, so
+            // dropping the box stops the work before `data` goes.
+            m.work = Some(unsafe { PeriodicWork::start::<T>(&m.data, ms)? });
         }
-        // SAFETY: `ptr` is valid (type invariant). Ownership passes to the
-        // superblock; `kill_sb` takes it back exactly once.
+        // SAFETY: `ptr` is ours during fill_super (type invariant), and
+        // `s_fs_info` is NULL until here. Ownership of the box passes to the
+        // superblock; `kill_sb::<T>` takes it back exactly once.
         unsafe { (*self.ptr).s_fs_info = KBox::into_raw(m).cast() };
         Ok(())
     }
 }
 
-/// What a superblock owns (`s_fs_info`): the filesystem's per-mount state
-/// and the periodic work running on it.
+/// What a superblock of `T` owns (`s_fs_info`): the filesystem's per-mount
+/// state and the periodic work running on it.
 ///
 /// # Invariants
 ///
 /// `work`, if any, was started for `data` and is declared first, so it is
 /// stopped before `data` is dropped.
-pub(crate) struct Mounted<T> {
+pub(crate) struct Mounted<T: FileSystem> {
     work: Option<PeriodicWork>,
-    data: T,
+    data: T::Data,
 }
 
-/// A live superblock of this filesystem.
+/// A live superblock of filesystem `T`.
 ///
 /// # Invariants
 ///
-/// `ptr` is a live marufs superblock for `'a`; its `s_fs_info` is either NULL
-/// or a `KBox<Mounted<Data>>` of the filesystem installed by `fill_super`.
-pub struct SuperBlock<'a> {
-    ptr: *mut bindings::super_block,
-    _p: PhantomData<&'a bindings::super_block>,
-}
+/// The wrapped superblock is live for as long as a reference to this value
+/// exists, was created through `T`'s `get_tree`, and its `s_fs_info` is
+/// either NULL or a `KBox<Mounted<T>>` installed by
+/// [`NewSuperBlock::set_fs_info`] and freed only by `kill_sb::<T>`.
+#[repr(transparent)]
+pub struct SuperBlock<T>(Opaque<bindings::super_block>, PhantomData<T>);
 
-impl<'a> SuperBlock<'a> {
+impl<T: FileSystem> SuperBlock<T> {
     /// # Safety
     ///
-    /// `ptr` must be a live marufs superblock for `'a` whose `s_fs_info` is
-    /// NULL or was installed by [`NewSuperBlock::set_fs_info`].
-    pub(crate) unsafe fn from_raw(ptr: *mut bindings::super_block) -> Self {
-        // INVARIANT: guaranteed by the caller.
-        Self {
-            ptr,
-            _p: PhantomData,
-        }
+    /// `ptr` must be a superblock of filesystem `T` (made by `T`'s
+    /// `get_tree`), live for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::super_block) -> &'a Self {
+        // SAFETY: `SuperBlock<T>` is a transparent wrapper of the C struct;
+        // the pointee is live for `'a` (function contract).
+        // INVARIANT: a superblock of `T` only ever gets `T`'s `s_fs_info`.
+        unsafe { &*ptr.cast() }
     }
 
-    /// The per-mount state of filesystem type `T`.
-    pub(crate) fn data<T: fs_context::FileSystem>(&self) -> Option<&'a T::Data> {
-        // SAFETY: `ptr` is live (type invariant).
-        let p = unsafe { (*self.ptr).s_fs_info };
+    /// The C superblock.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::super_block {
+        self.0.get()
+    }
+
+    /// The per-mount state, for as long as the superblock is borrowed; `None`
+    /// while `fill_super` has not installed it (or failed).
+    pub fn data(&self) -> Option<&T::Data> {
+        // SAFETY: the superblock is live (type invariant); `s_fs_info` is
+        // written only by `set_fs_info` during fill_super, before any other
+        // thread can reach the superblock.
+        let p = unsafe { (*self.0.get()).s_fs_info };
         if p.is_null() {
-            None
-        } else {
-            // Type invariant: a non-NULL s_fs_info is a live box from
-            // `set_fs_info` (one filesystem type), freed in kill_sb after `'a`.
-            // SAFETY: so `p` is a live `Mounted<T::Data>` for `'a`.
-            Some(unsafe { &(*p.cast::<Mounted<T::Data>>()).data })
+            return None;
         }
+        // SAFETY: by the type invariant a non-NULL `s_fs_info` is a live
+        // `Mounted<T>`, freed by `kill_sb::<T>` only after the VFS shut the
+        // superblock down, i.e. after every callback that could hold `&self`.
+        Some(unsafe { &(*p.cast::<Mounted<T>>()).data })
     }
 }
 
-/// The superblock operation table.
-static SUPER_OPS: bindings::super_operations = {
-    // SAFETY: all-zero is a valid `super_operations` (every hook optional).
-    let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
-    ops.statfs = Some(statfs_callback);
-    ops.evict_inode = Some(super::file::evict_cb);
-    ops.show_options = Some(show_options_callback);
-    ops
-};
+impl<T: FsOps> Tables<T> {
+    /// `T`'s superblock operation table.
+    pub(crate) const SUPER_OPS: bindings::super_operations = {
+        // SAFETY: all-zero is a valid `super_operations` (every hook optional).
+        let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
+        ops.statfs = Some(statfs_cb::<T>);
+        ops.evict_inode = Some(super::file::evict_cb::<T>);
+        ops.show_options = Some(show_options_cb::<T>);
+        ops
+    };
+}
 
 /// `super_operations.statfs`.
 ///
 /// # Safety
 ///
-/// `dentry` and `buf` must be valid, as the VFS passes them.
-unsafe extern "C" fn statfs_callback(
-    dentry: *mut bindings::dentry,
-    buf: *mut bindings::kstatfs,
-) -> c_int {
-    // SAFETY: `dentry` is a live dentry of a mounted marufs (function contract),
-    // so `d_sb` is a live marufs superblock.
-    let sb = unsafe { SuperBlock::from_raw((*dentry).d_sb) };
-    match fs_context::statfs(&sb) {
+/// `dentry` must be a live dentry of a mounted `T` and `buf` valid for
+/// writes, as `vfs_statfs` passes them.
+unsafe extern "C" fn statfs_cb<T: FsOps>(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> c_int {
+    // SAFETY: a live dentry's `d_sb` is fixed and live while the dentry is
+    // (function contract); `T`'s tables are only installed on `T`'s
+    // superblocks, so this is one of `T`.
+    let sb = unsafe { SuperBlock::<T>::from_raw((*dentry).d_sb) };
+    let Some(d) = sb.data() else {
+        return EINVAL.to_errno();
+    };
+    match T::statfs(d) {
         Ok(s) => {
             // SAFETY: `buf` is valid for writes (function contract).
             unsafe {
@@ -199,16 +222,18 @@ unsafe extern "C" fn statfs_callback(
 ///
 /// # Safety
 ///
-/// `m` and `root` must be valid, as the VFS passes them.
-unsafe extern "C" fn show_options_callback(
-    m: *mut bindings::seq_file,
-    root: *mut bindings::dentry,
-) -> c_int {
-    // SAFETY: `root` is the root of a mounted marufs (function contract).
-    let sb = unsafe { SuperBlock::from_raw((*root).d_sb) };
-    // SAFETY: `m` is valid and used only by this thread during the callback.
+/// `m` must be a valid seq_file being filled by this thread and `root` the
+/// root dentry of a mounted `T`, as `show_vfsmnt` passes them.
+unsafe extern "C" fn show_options_cb<T: FsOps>(m: *mut bindings::seq_file, root: *mut bindings::dentry) -> c_int {
+    // SAFETY: the root dentry of a mount pins its superblock, one of `T`
+    // (function contract).
+    let sb = unsafe { SuperBlock::<T>::from_raw((*root).d_sb) };
+    // SAFETY: `m` is valid and used only by this thread for the call
+    // (function contract).
     let seq = unsafe { SeqFile::from_raw(m) };
-    fs_context::show_options(&sb, seq);
+    if let Some(d) = sb.data() {
+        T::show_options(d, seq);
+    }
     0
 }
 
@@ -217,18 +242,23 @@ unsafe extern "C" fn show_options_callback(
 ///
 /// # Safety
 ///
-/// `sb` must be a marufs superblock being destroyed by the VFS.
-pub(crate) unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
-    // SAFETY: `sb` is valid (function contract).
+/// `sb` must be a superblock of `T` being destroyed by the VFS (its last
+/// active reference gone), as `deactivate_locked_super` passes it.
+pub(crate) unsafe extern "C" fn kill_sb<T: FsOps>(sb: *mut bindings::super_block) {
+    // SAFETY: `sb` is valid until `kill_anon_super` returns (function
+    // contract); `s_fs_info` is no longer written by anyone.
     let info = unsafe { (*sb).s_fs_info };
-    // SAFETY: `sb` is an anonymous-device superblock (get_tree_nodev).
+    // SAFETY: `sb` is an anonymous-device superblock (made by
+    // `get_tree_nodev`) being destroyed (function contract): this evicts
+    // every inode and frees the anonymous device.
     unsafe { bindings::kill_anon_super(sb) };
     if !info.is_null() {
-        // SAFETY: `info` came from `set_fs_info` (`KBox::into_raw`) and the
-        // superblock is gone, so this is the last reference; freed once.
-        let m = unsafe { KBox::from_raw(info.cast::<Mounted<<fs_context::Fs as fs_context::FileSystem>::Data>>()) };
+        // SAFETY: `info` came from `KBox::into_raw` in `set_fs_info::<T>`;
+        // the superblock and all its inodes are gone, so nothing can borrow
+        // the state any more, and this is the only place it is freed.
+        let m = unsafe { KBox::from_raw(info.cast::<Mounted<T>>()) };
         // The periodic work still runs during shutdown (it may wait).
-        <fs_context::Fs as fs_context::FileSystem>::shutdown(&m.data);
+        T::shutdown(&m.data);
         // Fields in order: the work stops, then the state goes.
         drop(m);
     }

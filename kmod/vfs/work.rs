@@ -2,11 +2,14 @@
 
 //! Periodic work of a mount (`struct delayed_work`, in the shim): the host's
 //! heartbeat, peer checks and orphan reclaim run from it.
+//!
+//! Why not the kernel crate's `workqueue::DelayedWork`: in this kernel it has
+//! no cancel or disable, so a self-rearming item could still be queued when
+//! the mount's state goes (or the module's text, at unload). The shim's item
+//! is stopped with `disable_delayed_work_sync`, which waits for a running
+//! tick and keeps it from rearming.
 
-use super::{
-    fs_context::{FileSystem, Fs},
-    shim,
-};
+use super::{fs_context::FileSystem, shim};
 use kernel::{ffi::c_void, prelude::*};
 
 /// Periodic work of a filesystem's mount.
@@ -22,8 +25,9 @@ pub trait Periodic: FileSystem {
 ///
 /// # Invariants
 ///
-/// `p` was returned by `marufs_shim_periodic_start` for a `Data` that
-/// outlives this value; it is stopped (and freed) exactly once, in `drop`.
+/// `p` was returned by `marufs_shim_periodic_start` with `tick_cb::<T>` for
+/// a `T::Data` that outlives this value; it is stopped (and freed) exactly
+/// once, in `drop`.
 pub struct PeriodicWork {
     p: *mut shim::Periodic,
 }
@@ -34,16 +38,17 @@ unsafe impl Send for PeriodicWork {}
 unsafe impl Sync for PeriodicWork {}
 
 impl PeriodicWork {
-    /// Starts calling `Fs::tick(data)` every `period_ms`.
+    /// Starts calling `T::tick(data)` every `period_ms`.
     ///
     /// # Safety
     ///
     /// `data` must stay valid (not moved or dropped) until the returned value
     /// is dropped.
-    pub(crate) unsafe fn start(data: &<Fs as FileSystem>::Data, period_ms: u32) -> Result<Self> {
+    pub(crate) unsafe fn start<T: Periodic>(data: &T::Data, period_ms: u32) -> Result<Self> {
         let ptr = core::ptr::from_ref(data).cast_mut().cast::<c_void>();
-        // SAFETY: `ptr` stays valid while the work runs (function contract).
-        let p = unsafe { shim::marufs_shim_periodic_start(ptr, period_ms) };
+        // SAFETY: `ptr` stays valid while the work runs (function contract)
+        // and `tick_cb::<T>` reads it as the `T::Data` it is.
+        let p = unsafe { shim::marufs_shim_periodic_start(ptr, period_ms, Some(tick_cb::<T>)) };
         if p.is_null() {
             return Err(ENOMEM);
         }
@@ -60,14 +65,16 @@ impl Drop for PeriodicWork {
     }
 }
 
-/// Called by the shim's work function.
+/// The shim's work function for filesystem `T`.
 ///
 /// # Safety
 ///
-/// `data` is the pointer given to `PeriodicWork::start`, still valid.
-#[no_mangle]
-pub unsafe extern "C" fn marufs_rs_periodic(data: *mut c_void) {
-    // SAFETY: function contract; only shared access is made.
-    let d = unsafe { &*data.cast::<<Fs as FileSystem>::Data>() };
-    <Fs as Periodic>::tick(d);
+/// `data` must be the pointer given to `PeriodicWork::start::<T>`, whose
+/// value has not been dropped (the shim calls this only while the item is
+/// not stopped).
+unsafe extern "C" fn tick_cb<T: Periodic>(data: *mut c_void) {
+    // SAFETY: `data` is a live `T::Data` (function contract); only shared
+    // access is made, as by every other user of the mount's state.
+    let d = unsafe { &*data.cast::<T::Data>() };
+    T::tick(d);
 }

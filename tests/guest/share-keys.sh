@@ -7,14 +7,17 @@
 # fetch-set), then stores its own key; both race to create the same names
 # (exactly one wins each); names B has cached (positive, negative, in the
 # dcache and through the batched lookup) follow A's unlink, chmod, rename and
-# create at once; B leaves and A still reads B's key.
+# create at once; B leaves and A still reads B's key. Before the set, A
+# also publishes one key by O_TMPFILE + writable mmap + linkat, which B
+# verifies through its own mapping (in the non-coherent mode: the linkat
+# write-back of A's mapped stores and B's invalidate at fault).
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
 mkdir -p $M
 load_marufs || fail "insmod"
 case $TOPO in
-    cxl) N=4 LEN=$((2 << 20)) ;;   # emulated CXL memory is slow under TCG
-    *) N=8 LEN=$((32 << 20)) ;;    # 256 MiB of chunks
+    cxl) N=4 LEN=$((2 << 20)) TLEN=$((2 << 20)) ;;   # emulated CXL memory is slow under TCG
+    *) N=8 LEN=$((32 << 20)) TLEN=$((5 << 20)) ;;    # 256 MiB of chunks
 esac
 RACES=12
 # Under the non-coherent test mode faults are 4 KiB (the cache model has no
@@ -48,6 +51,7 @@ a)
     mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
     mount -t marufs -o node=0 /dev/dax0.0 $M || fail "mount"
     mkdir $M/kv || fail "mkdir"
+    maru-testkit tmpfile $M/kv tmp-linked --len $TLEN --seed 11 >/dev/null || fail "tmpfile + linkat"
     maru-kvdemo store-set --mount $M --app kv --count $N --size $LEN --seed 42 || fail "store-set"
     log "stored $N chunks of $LEN bytes and their manifest"
     wait_path $M/kv/go
@@ -85,6 +89,7 @@ b)
     # (fetch-set fails at once if A failed before writing it: no wait.)
     maru-kvdemo fetch-set --mount $M --app kv --wait-secs 240 --max-faults-per-unit $FAULTS || fail "fetch-set"
     log "fetched and verified A's $N chunks"
+    maru-testkit key-verify $M/kv/tmp-linked --len $TLEN --seed 11 || fail "A's O_TMPFILE key, linked"
     maru-testkit key-write $M/kv/from-b --len $LEN --seed 77 || fail "key-write from b"
     touch $M/kv/go
     won=$(race)

@@ -33,4 +33,21 @@ for case in "0 clean src/main.rs" "1 target fuzz/target/release/x" "1 rlib lib/l
     "$here/../check-tracked.sh" "$r" >/dev/null; rc=$?
     if [ $rc = "$1" ]; then echo "ok   check-tracked $2"; else echo "FAIL check-tracked $2 (exit $rc, want $1)"; bad=1; fi
 done
+# tests/check-unsafe.sh on copies of kmod/: the tree passes; unsafe in fs.rs,
+# an undocumented unsafe block, a bare SAFETY reference and vfs/ naming the
+# filesystem each fail.
+src=$(cd "$here/../.." && pwd)
+for case in "0 clean" "1 fs-unsafe" "1 undocumented" "1 bare" "1 names-fs"; do
+    set -- $case
+    r="$tmp/u-$2"; mkdir -p "$r/userspace/marufs-core"
+    cp -r "$src/kmod" "$r/kmod" && cp -r "$src/userspace/marufs-core/src" "$r/userspace/marufs-core/src"
+    case $2 in
+        fs-unsafe) printf 'fn x() { unsafe { core::hint::unreachable_unchecked() } }\n' >>"$r/kmod/fs.rs" ;;
+        undocumented) printf 'fn x() {\n    let _ = 1;\n    unsafe { core::hint::unreachable_unchecked() }\n}\n' >>"$r/kmod/vfs/sys.rs" ;;
+        bare) printf 'fn x() {\n    // SAFETY: VFS contract.\n    unsafe { core::hint::unreachable_unchecked() }\n}\n' >>"$r/kmod/vfs/sys.rs" ;;
+        names-fs) printf 'use crate::fs::Marufs;\n' >>"$r/kmod/vfs/sys.rs" ;;
+    esac
+    "$here/../check-unsafe.sh" "$r" >/dev/null; rc=$?
+    if [ $rc = "$1" ]; then echo "ok   check-unsafe $2"; else echo "FAIL check-unsafe $2 (exit $rc, want $1)"; bad=1; fi
+done
 exit $bad
