@@ -297,9 +297,13 @@ size_t marufs_shim_iov_count(struct iov_iter *i)
 	return iov_iter_count(i);
 }
 
+/*
+ * The file being mapped, or NULL when the mapping's vm_file is another one
+ * (a stacked caller): faults read vm_file, so the two must agree.
+ */
 struct file *marufs_shim_mmap_file(struct vm_area_desc *desc)
 {
-	return desc->file;
+	return desc->vm_file == desc->file ? desc->file : NULL;
 }
 
 /* A MAP_SHARED mapping (else private, copy-on-write). */

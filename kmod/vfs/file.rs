@@ -193,17 +193,20 @@ unsafe extern "C" fn open_cb<T: FsOps>(inode: *mut bindings::inode, file: *mut b
     // pinned; `dir` is a local.
     let tag = unsafe { shim::marufs_shim_file_vouch(file, &mut dir) } as u64;
     let vouch = (tag != 0 && dir != 0).then_some((dir, tag));
+    // The memory first: an open that succeeded (a hold taken) is always
+    // released.
+    let Ok(slot) = KBox::<T::OpenKey>::new_uninit(GFP_KERNEL) else {
+        return ENOMEM.to_errno();
+    };
     match T::open(d, k, write, vouch) {
-        Ok(of) => match KBox::new(of, GFP_KERNEL) {
-            Ok(b) => {
-                // SAFETY: `file` is not yet visible to others (function
-                // contract), so `private_data` is ours to set; the box is
-                // taken back in `release_cb::<T>`.
-                unsafe { (*file).private_data = KBox::into_raw(b).cast() };
-                0
-            }
-            Err(_) => ENOMEM.to_errno(),
-        },
+        Ok(of) => {
+            let b = KBox::write(slot, of);
+            // SAFETY: `file` is not yet visible to others (function
+            // contract), so `private_data` is ours to set; the box is taken
+            // back in `release_cb::<T>`.
+            unsafe { (*file).private_data = KBox::into_raw(b).cast() };
+            0
+        }
         Err(e) => e.to_errno(),
     }
 }
@@ -478,6 +481,14 @@ unsafe extern "C" fn fsync_cb<T: FsOps>(f: *mut bindings::file, _s: i64, _e: i64
     let Ok((d, k, _)) = file.args() else {
         return EINVAL.to_errno();
     };
+    if T::immutable(k) {
+        // Nothing can publish it again: no lock (a chmod waiting on the
+        // cross-host lock holds the inode lock, and must not hold fsync up).
+        return match T::fsync(d, k) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+    }
     let inode = file.inode().as_ptr();
     // SAFETY: the inode is live while the file is open. The lock orders the
     // write-back against `link_cb`, which publishes under the same lock (no

@@ -205,11 +205,8 @@ impl<T: FileSystem> DEntry<T> {
 
     /// Stores the filesystem's tag for the dentry (`d_time`).
     pub(crate) fn set_tag(&self, tag: u64) {
-        // SAFETY: `d_time` is the filesystem's word in a live dentry (type
-        // invariant); outside RCU walk the VFS lets the filesystem store it,
-        // and RCU-walk readers read it with READ_ONCE (a racy plain word by
-        // design), so a volatile store is what they expect.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).d_time, tag as usize) };
+        // SAFETY: the dentry is live and not in RCU walk (type invariant).
+        unsafe { store_tag(self.0.get(), tag) };
     }
 
     /// The dentry's inode, if positive.
@@ -222,6 +219,19 @@ impl<T: FileSystem> DEntry<T> {
         // `T`'s superblock.
         (!i.is_null()).then(|| unsafe { INode::from_raw(i) })
     }
+}
+
+/// Stores the filesystem's tag `tag` in `dentry->d_time`.
+///
+/// # Safety
+///
+/// `dentry` must be live and the caller not in RCU walk.
+unsafe fn store_tag(dentry: *mut bindings::dentry, tag: u64) {
+    // SAFETY: `d_time` is the filesystem's word in a live dentry (function
+    // contract); outside RCU walk the VFS lets the filesystem store it, and
+    // RCU-walk readers read it with READ_ONCE (a racy plain word by design),
+    // so a volatile store is what they expect.
+    unsafe { core::ptr::write_volatile(&raw mut (*dentry).d_time, tag as usize) };
 }
 
 /// Writes `a` into `inode`'s attributes.
@@ -591,17 +601,19 @@ unsafe extern "C" fn revalidate_cb<T: FsOps>(
     match T::d_revalidate(d, &r) {
         Ok(Revalidate::Valid) => 1,
         Ok(Revalidate::Invalid) => 0,
-        Ok(Revalidate::NeedsBlocking) => echild,
+        Ok(Revalidate::NeedsBlocking) if rcu => echild,
+        // Out of RCU walk there is nothing to retry in: look it up again.
+        Ok(Revalidate::NeedsBlocking) => 0,
         // Nothing may be stored in RCU walk: retry out of it.
         Ok(Revalidate::Refreshed(..)) | Err(_) if rcu => echild,
         Ok(Revalidate::Refreshed(a, new_tag)) => {
             if let Some(c) = child {
                 apply(c, &a);
             }
-            // SAFETY: out of RCU walk, `dentry` is live and ours to tag
-            // (the VFS lets `d_revalidate` store `d_time`); its name is the
-            // stable `name` snapshot.
-            unsafe { DEntry::<T>::from_raw(dentry) }.set_tag(new_tag);
+            // SAFETY: out of RCU walk, `dentry` is live and the VFS lets
+            // `d_revalidate` store its `d_time` (its name may change under
+            // a concurrent rename, so no `DEntry` is made here).
+            unsafe { store_tag(dentry, new_tag) };
             1
         }
         Err(e) => e.to_errno(),

@@ -61,9 +61,17 @@ impl<T: FsOps> Tables<T> {
 /// `desc` must describe a new mapping of an open key of `T`, as
 /// `mmap_region` passes it (the mapping does not exist yet).
 pub(crate) unsafe extern "C" fn mmap_prepare_cb<T: FsOps>(desc: *mut bindings::vm_area_desc) -> c_int {
-    // SAFETY: `desc` is valid for the call (function contract); its file is
-    // an open key of `T` (opened by `open_cb::<T>`), held by the caller.
-    let file = unsafe { File::<T>::from_raw(shim::marufs_shim_mmap_file(desc)) };
+    // SAFETY: `desc` is valid for the call (function contract).
+    let fp = unsafe { shim::marufs_shim_mmap_file(desc) };
+    if fp.is_null() {
+        // A stacked caller mapping our file under another `vm_file`: faults
+        // could not tell which file they serve.
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `desc->file` is an open key of `T` (opened by `open_cb::<T>`),
+    // held by the caller for the call, and the VMA's `vm_file` (checked
+    // by the shim), which the faults below read.
+    let file = unsafe { File::<T>::from_raw(fp) };
     // SAFETY: `desc` is valid for the call (function contract).
     let shared = unsafe { shim::marufs_shim_mmap_shared(desc) };
     let r = file.args().and_then(|(d, k, _)| T::mmap(d, k, shared));
@@ -107,7 +115,7 @@ const FALLBACK: u32 = bindings::vm_fault_reason_VM_FAULT_FALLBACK;
 unsafe fn do_fault<T: FsOps>(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
     // SAFETY: a VMA holds its file open and the fault holds the VMA
     // (function contract); the mapping was made by `mmap_prepare_cb::<T>`,
-    // so its file is an open key of `T`.
+    // which checked that its `vm_file` is the key of `T` it opened.
     let file = unsafe { File::<T>::from_raw(shim::marufs_shim_vmf_file(vmf)) };
     let Ok((d, k, _)) = file.args() else {
         return SIGBUS;

@@ -100,23 +100,38 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
     pub(crate) fn set_fs_info(&mut self, data: KBox<T::Data>) -> Result {
         let data = KBox::into_inner(data);
         let period = <T as Periodic>::period_ms(&data);
-        let mut m = KBox::new(
+        let m = KBox::new(
             Mounted::<T> {
                 work: None,
                 data,
             },
             GFP_KERNEL,
         )?;
+        // From here on the state is reached through this raw pointer only:
+        // once the work runs it shares `data`, so no `&mut Mounted` (which a
+        // write through the box would make) may cover it again.
+        let p = KBox::into_raw(m);
         if let Some(ms) = period {
-            // SAFETY: `m.data` lives in the box, which is not moved out of
-            // until `kill_sb` drops it; `Mounted` declares `work` first, so
-            // dropping the box stops the work before `data` goes.
-            m.work = Some(unsafe { PeriodicWork::start::<T>(&m.data, ms)? });
+            // SAFETY: `p` is the live allocation just made; `(*p).data` stays
+            // in place until `kill_sb::<T>` frees it, after stopping the work
+            // (`Mounted`'s invariant).
+            match unsafe { PeriodicWork::start::<T>(&(*p).data, ms) } {
+                // SAFETY: `p` is live and `work` a field no one else reads
+                // or writes yet: written in place, without a reference to
+                // the whole `Mounted` (the work may already read `data`).
+                Ok(w) => unsafe { core::ptr::addr_of_mut!((*p).work).write(Some(w)) },
+                Err(e) => {
+                    // SAFETY: `p` came from `KBox::into_raw` above and the
+                    // work did not start: nothing shares it; freed once.
+                    drop(unsafe { KBox::from_raw(p) });
+                    return Err(e);
+                }
+            }
         }
         // SAFETY: `ptr` is ours during fill_super (type invariant), and
-        // `s_fs_info` is NULL until here. Ownership of the box passes to the
-        // superblock; `kill_sb::<T>` takes it back exactly once.
-        unsafe { (*self.ptr).s_fs_info = KBox::into_raw(m).cast() };
+        // `s_fs_info` is NULL until here. Ownership of the allocation passes
+        // to the superblock; `kill_sb::<T>` takes it back exactly once.
+        unsafe { (*self.ptr).s_fs_info = p.cast() };
         Ok(())
     }
 }
@@ -126,8 +141,10 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
 ///
 /// # Invariants
 ///
-/// `work`, if any, was started for `data` and is declared first, so it is
-/// stopped before `data` is dropped.
+/// `work`, if any, was started for `data`; `kill_sb::<T>` stops it before
+/// `data` is dropped (and `work` is declared first, so a drop of the whole
+/// value would stop it first too). While the work runs, `data` is only
+/// reached through shared references made from the raw allocation.
 pub(crate) struct Mounted<T: FileSystem> {
     work: Option<PeriodicWork>,
     data: T::Data,
@@ -253,13 +270,22 @@ pub(crate) unsafe extern "C" fn kill_sb<T: FsOps>(sb: *mut bindings::super_block
     // every inode and frees the anonymous device.
     unsafe { bindings::kill_anon_super(sb) };
     if !info.is_null() {
-        // SAFETY: `info` came from `KBox::into_raw` in `set_fs_info::<T>`;
-        // the superblock and all its inodes are gone, so nothing can borrow
-        // the state any more, and this is the only place it is freed.
-        let m = unsafe { KBox::from_raw(info.cast::<Mounted<T>>()) };
-        // The periodic work still runs during shutdown (it may wait).
-        T::shutdown(&m.data);
-        // Fields in order: the work stops, then the state goes.
-        drop(m);
+        let p = info.cast::<Mounted<T>>();
+        // The periodic work still runs during shutdown (it may wait) and
+        // reads `data` meanwhile: shared access only.
+        // SAFETY: `info` is the live `Mounted<T>` from `set_fs_info::<T>`;
+        // the superblock and its inodes are gone, so besides the work
+        // (which only reads `data`) nothing reaches it any more.
+        T::shutdown(unsafe { &(*p).data });
+        // SAFETY: `p` is live (just argued); the `work` field is taken out
+        // in place, without a reference to `data`, which the work may be
+        // reading.
+        let work = unsafe { core::ptr::addr_of_mut!((*p).work).replace(None) };
+        // Stops the work, waiting for a running tick.
+        drop(work);
+        // SAFETY: with the work stopped nothing shares the allocation, which
+        // came from `KBox::into_raw` in `set_fs_info::<T>` and is freed only
+        // here, once.
+        drop(unsafe { KBox::from_raw(p) });
     }
 }
