@@ -6,7 +6,7 @@ use crate::marufs_core::{
     abi,
     coherence::{KeyWrites, Seen, UnitTracker},
     fs::{dir_changes, mount_check, Dir, Handle, Key, Tunables},
-    layout::{dir_state, entry_state, EntryRec, Geometry, MAX_EXTENTS, UNIT},
+    layout::{dir_state, entry_state, host_state, EntryRec, Geometry, MAX_EXTENTS, UNIT},
     names::{Group, NameTable},
     Error as CoreError, Fs,
 };
@@ -599,8 +599,18 @@ impl FileSystem for Marufs {
         // (no root inode...) leaves no active slot behind.
         claim.disarm();
         if !read_only {
+            if let Ok(Some(id)) = data.fs().node_ident() {
+                if id.state == host_state::ACTIVE {
+                    pr_info!(
+                        "{}: node {}'s slot says a host is active: watching its heartbeat for {} ms before taking it (a crashed host, or another host with the same node=)\n",
+                        src,
+                        node,
+                        (id.lease_ns.max(u64::from(lease_ms) * 1_000_000) * 3 / 2) / 1_000_000
+                    );
+                }
+            }
             data.fs().join().map_err(|e| {
-                pr_err!("{}: node {} cannot join the pool: error {} (is another host using node={}?)\n", src, node, e.errno(), node);
+                pr_err!("{}: node {} cannot join the pool: {} (error {})\n", src, node, core::format_args!("{}", e), e.errno());
                 kerr(e)
             })?;
         }

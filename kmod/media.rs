@@ -51,4 +51,9 @@ impl Env for KEnv {
     fn relax(&self) {
         sys::cond_resched();
     }
+    fn pause(&self, ns: u64) -> bool {
+        // Killable: a mount waiting on a node's slot can be given up.
+        let ms = u32::try_from(ns / 1_000_000).unwrap_or(u32::MAX).max(1);
+        !sys::sleep_killable(ms)
+    }
 }

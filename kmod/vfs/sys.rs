@@ -27,6 +27,6 @@ pub fn cond_resched() {
 /// fatal signal is pending. May sleep.
 pub fn sleep_killable(ms: u32) -> bool {
     // SAFETY: called from process context without spinlocks held (the
-    // unmount path).
+    // unmount path, and join's watch of a node's slot at mount).
     unsafe { shim::marufs_shim_sleep_killable(ms) }
 }

@@ -43,6 +43,17 @@ pub enum Error {
     NotJoined,
     /// Too many keys being created at once by this host.
     Busy,
+    /// Another host uses this node id: its heartbeat advanced while this
+    /// host watched the slot before joining.
+    NodeInUse {
+        /// The node id.
+        node: u32,
+        /// The other host's join time (wall clock, ns since the epoch; 0 if
+        /// its identity line is unreadable).
+        join_time: u64,
+    },
+    /// The caller was interrupted (a fatal signal) while waiting.
+    Interrupted,
     /// A record stayed inconsistent through the bounded retries: another host
     /// is changing it, or it was torn by a host that died and awaits recovery.
     Again,
@@ -79,6 +90,8 @@ impl Error {
             Error::Fenced => 108,                 // ESHUTDOWN
             Error::NotJoined => 107,              // ENOTCONN
             Error::Busy => 16,                    // EBUSY
+            Error::NodeInUse { .. } => 16,        // EBUSY
+            Error::Interrupted => 4,              // EINTR
             Error::Again => 11,                   // EAGAIN
             Error::Media(_) => 5,                 // EIO
         }
@@ -127,6 +140,13 @@ impl core::fmt::Display for Error {
             ),
             Error::NotJoined => f.write_str("this host has not joined the pool"),
             Error::Busy => f.write_str("too many keys being created at once by this host"),
+            Error::NodeInUse { node, join_time } => write!(
+                f,
+                "node {node} is in use by another host (it joined at {}.{:09} s after the epoch and its heartbeat is advancing): give each host its own node=",
+                join_time / 1_000_000_000,
+                join_time % 1_000_000_000
+            ),
+            Error::Interrupted => f.write_str("interrupted while waiting"),
             Error::Again => f.write_str(
                 "a record stayed inconsistent through every retry: another host is changing it, or a dead host tore it and recovery is pending; try again",
             ),

@@ -159,6 +159,96 @@ impl PeerView {
     }
 }
 
+/// What [`Fs::watch_node`] saw of this host's slot: the heartbeat that
+/// stood still (or the slot's, if no host was active on it).
+#[derive(Debug)]
+pub struct SlotWatch {
+    hb: u64,
+}
+
+/// Which hosts use a pool right now, as a tool that is not a host (mkfs,
+/// fsck) can tell from the heartbeats ([`watch_hosts`]). Bit `j` is node `j`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    /// Slots whose heartbeat advanced while watched: hosts using the pool.
+    pub live: u64,
+    /// Slots that say a host is active (or are torn) but whose heartbeat
+    /// stood still for that host's lease and margin: crashed hosts.
+    pub silent: u64,
+}
+
+/// Watches the heartbeat of every host slot that says a host is active (or
+/// whose identity line is torn) until each has advanced or stood still for
+/// 1.5 of its lease (the margin hosts use), whichever comes first; nothing
+/// is written. Time is sampled before each read, as in [`Fs::watch_node`].
+/// A pool with no such slot answers at once; one with live hosts as soon as
+/// each renewed (a quarter lease, typically); crashed hosts cost 1.5 leases.
+/// `waiting` is told, before any wait, which slots are watched and for at
+/// most how long (ns).
+pub fn watch_hosts<M: Media, E: Env>(
+    m: &M,
+    env: &E,
+    geo: &Geometry,
+    waiting: &mut dyn FnMut(u64, u64),
+) -> Result<Liveness> {
+    const SLOT: usize = HOST_SLOT_SIZE as usize;
+    let hosts = geo.max_hosts.min(MAX_HOSTS as u32);
+    let read = |h: u32| -> Result<(Option<HostIdent>, u64)> {
+        let mut b = [0u8; SLOT];
+        let off = geo.host_slot(h);
+        m.invalidate(off, HOST_SLOT_SIZE)?;
+        m.load(off, &mut b)?;
+        let mut l0 = [0u8; 64];
+        l0.copy_from_slice(b.get(..64).ok_or(Error::Corrupt)?);
+        Ok((
+            HostIdent::decode(&l0),
+            super::layout::rd64(&b, host_word::HEARTBEAT as usize),
+        ))
+    };
+    let mut hb = [0u64; MAX_HOSTS];
+    let mut watch = 0u64;
+    let mut lease = 0u64;
+    for h in 0..hosts {
+        let (id, beat) = read(h)?;
+        if id.is_none_or(|i| i.state == host_state::ACTIVE) {
+            watch |= 1 << h;
+            if let Some(x) = hb.get_mut(h as usize) {
+                *x = beat;
+            }
+            lease = lease.max(id.map_or(0, |i| i.lease_ns));
+        }
+    }
+    let mut out = Liveness::default();
+    if watch == 0 {
+        return Ok(out);
+    }
+    // A torn identity has no lease: the default mount option's (10 s).
+    if lease == 0 {
+        lease = 10_000_000_000;
+    }
+    let limit = lease.saturating_add(lease / 2);
+    waiting(watch, limit);
+    let start = env.now_ns();
+    loop {
+        if !env.pause(lease / 16) {
+            return Err(Error::Interrupted);
+        }
+        let t = env.now_ns();
+        for h in 0..hosts {
+            if watch & !out.live & (1 << h) == 0 {
+                continue;
+            }
+            if read(h)?.1 != hb.get(h as usize).copied().unwrap_or(0) {
+                out.live |= 1 << h;
+            }
+        }
+        if out.live == watch || t.saturating_sub(start) > limit {
+            out.silent = watch & !out.live;
+            return Ok(out);
+        }
+    }
+}
+
 /// A key being created by this host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handle {
@@ -329,6 +419,10 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// This host's current epoch (0 before join).
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+    /// The identity line of this host's slot (`None` if torn), as read now.
+    pub fn node_ident(&self) -> Result<Option<HostIdent>> {
+        self.ident(self.node)
     }
     /// True between a successful join and leave/fencing.
     pub fn is_joined(&self) -> bool {
@@ -1072,23 +1166,78 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// replays it before mutating (`rejoining`), so a lock the previous
     /// incarnation died holding is not entered over a half-applied record.
     pub fn join(&mut self) -> Result<()> {
-        let r = self.join_inner();
+        let w = self.watch_node()?;
+        self.join_watched(w)
+    }
+
+    /// The first step of [`Fs::join`], which writes nothing: when this
+    /// host's slot says a host is active (or its identity line is torn), it
+    /// watches the slot's heartbeat for that host's lease (at least this
+    /// host's) plus the margin. A host using the slot renews it within its
+    /// lease, so an advance means the node id is taken (a copied fstab
+    /// line): [`Error::NodeInUse`]. Otherwise the slot is a dead
+    /// incarnation's (ours) and [`Fs::join_watched`] may take it.
+    pub fn watch_node(&self) -> Result<SlotWatch> {
+        let me = self.node;
+        let ident = self.ident(me)?;
+        let hb = self.peer(me)?.hb;
+        if ident.is_some_and(|i| i.state != host_state::ACTIVE) {
+            return Ok(SlotWatch { hb });
+        }
+        let (lease_ns, join_time) = ident.map_or((0, 0), |i| (i.lease_ns, i.join_time));
+        let lease = lease_ns.max(self.tun.lease_ns);
+        let limit = lease.saturating_add(self.tun.margin_ns);
+        // Time is sampled before each read, so a stall of this host between
+        // a read and the clock only shortens what it believes it watched.
+        let start = self.env.now_ns();
+        loop {
+            if !self.env.pause(lease / 8) {
+                return Err(Error::Interrupted);
+            }
+            let t = self.env.now_ns();
+            if self.peer(me)?.hb != hb {
+                return Err(Error::NodeInUse {
+                    node: me,
+                    join_time,
+                });
+            }
+            if t.saturating_sub(start) > limit {
+                return Ok(SlotWatch { hb });
+            }
+        }
+    }
+
+    /// The rest of [`Fs::join`], after [`Fs::watch_node`]: refused with
+    /// [`Error::NodeInUse`] if the slot's heartbeat moved since the watch.
+    pub fn join_watched(&mut self, w: SlotWatch) -> Result<()> {
+        let r = self.join_inner(w);
         if r.is_err() {
             self.joined = false;
         }
         r
     }
 
-    fn join_inner(&mut self) -> Result<()> {
+    fn join_inner(&mut self, w: SlotWatch) -> Result<()> {
         let me = self.node;
-        let old = self.ident(me)?.unwrap_or_default();
+        let decoded = self.ident(me)?;
+        if self.peer(me)?.hb != w.hb {
+            return Err(Error::NodeInUse {
+                node: me,
+                join_time: decoded.map_or(0, |i| i.join_time),
+            });
+        }
+        // A torn identity line (a crash in the middle of writing it) is not a
+        // free slot: its epoch is unknown, so the registry's record of the
+        // last join that took the lock stands in for it.
+        let torn = decoded.is_none();
+        let old = decoded.unwrap_or_default();
         let reg = self.reg(me)?;
         let applied = journal::applied_seq(&self.m, &self.geo, me)?;
         let rec = journal::read_record(&self.m, &self.geo, me)?
             .map(|p| p.seq)
             .unwrap_or(0);
         self.next_seq = applied.max(rec).max(reg.replayed_seq).saturating_add(1);
-        if old.state == host_state::ACTIVE {
+        if torn || old.state == host_state::ACTIVE {
             // Our previous incarnation died: show we are alive (survivors that
             // have not judged it yet restart their expiry observation).
             let now = self.env.now_ns();
@@ -1102,7 +1251,10 @@ impl<M: Media, E: Env> Fs<M, E> {
             o += 64;
         }
         self.m.flush(self.geo.holds(me), self.geo.holds_bytes)?;
-        self.epoch = old.epoch.max(reg.fenced_epoch).saturating_add(1);
+        // The previous incarnation that may have changed the pool: the
+        // identity's, or (torn) the last one recorded under the lock.
+        let old_epoch = old.epoch.max(reg.joined_epoch);
+        self.epoch = old_epoch.max(reg.fenced_epoch).saturating_add(1);
         let now = self.env.now_ns();
         let id = HostIdent {
             state: host_state::ACTIVE,
@@ -1121,20 +1273,32 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.renew(now)?;
         self.obs = [Obs::default(); MAX_HOSTS];
         self.own_n = 0;
-        let old_epoch = old.epoch;
         self.locked(|fs| {
             if fs.reg(me)?.fenced_epoch < old_epoch {
-                // Nobody fenced our previous epoch (it crashed, or left cleanly):
-                // replay its journal if still pending, fence it, take it over.
+                // Nobody fenced our previous epoch (it crashed, or left
+                // cleanly): replay its journal if still pending.
                 fs.replay_and_record(me)?;
-                let mut r = fs.reg(me)?;
+            }
+            // Read after the replay (its record may hold this line).
+            let mut r = fs.reg(me)?;
+            let recover = r.fenced_epoch < old_epoch;
+            if recover {
+                // Fence the previous epoch and take it over.
                 r.fenced_epoch = old_epoch;
+            }
+            // Recorded in the first commit under the lock: before it, this
+            // epoch changed nothing but its own slot, so a later join that
+            // finds the identity torn may reuse it; after it, never.
+            r.joined_epoch = r.joined_epoch.max(fs.epoch);
+            let mut t = fs.txn();
+            fs.put_reg(&mut t, me, &r)?;
+            if recover {
                 let mut ns = fs.nshdr()?;
                 ns.pending_recovery |= 1 << me;
-                let mut t = fs.txn();
-                fs.put_reg(&mut t, me, &r)?;
                 fs.put_nshdr(&mut t, &ns)?;
-                fs.commit(t)?;
+            }
+            fs.commit(t)?;
+            if recover {
                 fs.recover_host(me)?;
             }
             // Chunks still owned by an older epoch of ours are re-stamped.

@@ -859,7 +859,13 @@ fn rebuild<M: Media>(
     for j in 0..g.max_hosts {
         let reg = RegRec::decode(&ld::<M, REG_SIZE>(m, g.reg(j))?);
         let id = HostIdent::decode(&ld::<M, 64>(m, g.host_slot(j))?);
-        let epoch = id.map(|i| i.epoch).unwrap_or(0).max(reg.fenced_epoch);
+        // A torn identity's epoch is unknown: the registry's floor keeps the
+        // repaired slot's epoch monotonic (the next join goes above it).
+        let epoch = id
+            .map(|i| i.epoch)
+            .unwrap_or(0)
+            .max(reg.fenced_epoch)
+            .max(reg.joined_epoch);
         if let Some(e) = epochs.get_mut(j as usize) {
             *e = epoch;
         }

@@ -582,6 +582,10 @@ pub struct RegRec {
     pub orphan_count: u32,
     /// Chunks owned by this host.
     pub chunks_owned: u32,
+    /// Highest epoch of this node that completed the locked part of its
+    /// join: the epoch floor when the identity line is torn (0 on pools
+    /// from before this field; compatible, as zero was its value).
+    pub joined_epoch: u64,
 }
 
 impl RegRec {
@@ -594,6 +598,7 @@ impl RegRec {
         wr32(b, 24, self.orphan_head ^ NIL);
         wr32(b, 28, self.orphan_count);
         wr32(b, 32, self.chunks_owned);
+        wr64(b, 40, self.joined_epoch);
     }
     /// Decodes (the head is stored xor NIL so that zeroed media means "empty").
     pub fn decode(b: &[u8; REG_SIZE]) -> RegRec {
@@ -604,6 +609,7 @@ impl RegRec {
             orphan_head: rd32(b, 24) ^ NIL,
             orphan_count: rd32(b, 28),
             chunks_owned: rd32(b, 32),
+            joined_epoch: rd64(b, 40),
         }
     }
 }

@@ -50,6 +50,14 @@ pub trait Env {
     fn wall_ns(&self) -> u64;
     /// Called in every wait loop (spin, yield or sleep briefly).
     fn relax(&self);
+    /// Waits about `ns` (sleeping where the environment can); `false` if
+    /// the wait was interrupted and the caller should give up. The default
+    /// relaxes once.
+    fn pause(&self, ns: u64) -> bool {
+        let _ = ns;
+        self.relax();
+        true
+    }
 }
 
 impl<T: Media + ?Sized> Media for &T {
@@ -79,5 +87,8 @@ impl<T: Env + ?Sized> Env for &T {
     }
     fn relax(&self) {
         (**self).relax()
+    }
+    fn pause(&self, ns: u64) -> bool {
+        (**self).pause(ns)
     }
 }

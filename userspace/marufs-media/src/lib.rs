@@ -289,6 +289,10 @@ impl Env for StdEnv {
     fn relax(&self) {
         std::thread::yield_now();
     }
+    fn pause(&self, ns: u64) -> bool {
+        std::thread::sleep(std::time::Duration::from_nanos(ns));
+        true
+    }
 }
 
 /// Formats a pool UUID as the tools print and accept it (8-4-4-4-12, lower

@@ -21,11 +21,12 @@ pub mod extents;
 pub mod mem;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use marufs_core::coherence::{KeyWrites, Seen, UnitTracker};
 use marufs_core::format::{format, FormatOptions};
-use marufs_core::fs::{Fs, Handle, Tunables};
+use marufs_core::fs::{Fs, Handle, SlotWatch, Tunables};
 use marufs_core::fsck;
 use marufs_core::layout::{entry_state, Extent, GeometryParams, UNIT};
 use marufs_core::{Env, Error, Media, MediaError};
@@ -1411,6 +1412,37 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
             .remove(0)?;
         }
     }
+    // Host 1's rejoin first watches its silent slot for a lease and margin
+    // (the join's check that no other host uses the node id), writing
+    // nothing; host 0 renews its lease meanwhile, as its heartbeat would.
+    let watched = AtomicBool::new(false);
+    let mut pre: Option<(HostFs, SlotWatch)> = None;
+    let res = run_jobs(
+        &sim,
+        vec![
+            (0, Box::new(|| keep_alive(&mut afs, &watched))),
+            (
+                1,
+                Box::new(|| {
+                    sim.restart(1);
+                    let m = SimMedia {
+                        sim: sim.clone(),
+                        host: 1,
+                    };
+                    let r = Fs::open(m.clone(), m, 1, tunables()).and_then(|fs| {
+                        let w = fs.watch_node()?;
+                        Ok((fs, w))
+                    });
+                    watched.store(true, SeqCst);
+                    pre = Some(r.map_err(e("watch"))?);
+                    Ok(())
+                }),
+            ),
+        ],
+    );
+    for r in res {
+        r?;
+    }
     // The race.
     {
         let mut g = sim.lock();
@@ -1419,6 +1451,10 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
         g.script.push_back((0, 1_000_000));
     }
     let mut jnew: Option<HostFs> = None;
+    // Host 1's rejoin first watches its silent slot for a lease and margin
+    // (the join's check for a node id in use): host 0 keeps renewing its
+    // lease meanwhile, as its heartbeat would.
+    let joined = AtomicBool::new(false);
     let res = run_jobs(
         &sim,
         vec![
@@ -1431,14 +1467,19 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
                         afs.check_peers().map_err(e("check_peers"))?;
                     }
                     afs.drain_orphans().map_err(e("drain"))?;
-                    Ok(())
+                    keep_alive(&mut afs, &joined)
                 }),
             ),
             (
                 1,
                 Box::new(|| {
                     // A stall long enough to be fenced again is legitimate.
-                    match open_join(&sim, 1) {
+                    let r = match pre.take() {
+                        Some((mut fs, w)) => fs.join_watched(w).map(|()| fs),
+                        None => Err(Error::NotJoined),
+                    };
+                    joined.store(true, SeqCst);
+                    match r {
                         Ok(fs) => jnew = Some(fs),
                         Err(Error::Fenced | Error::Again) => {}
                         Err(x) => return Err(format!("rejoin: {x:?}")),
@@ -1461,6 +1502,7 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
     }
     // Keys 1 and 2 are still published, key 0 is gone.
     let mut jfs = jnew.take();
+    let left = AtomicBool::new(false);
     let res = run_jobs(
         &sim,
         vec![
@@ -1476,23 +1518,28 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
                             (_, r) => return Err(format!("lookup key {k}: {r:?}")),
                         }
                     }
+                    keep_alive(&mut afs, &left)?;
                     afs.leave().map_err(e("leave 0"))
                 }),
             ),
             (
                 1,
                 Box::new(|| {
-                    let mut fs = match jfs.take() {
-                        Some(mut fs) => match fs.heartbeat() {
-                            Err(Error::Fenced) => {
-                                fs.join().map_err(e("join again"))?;
-                                fs
-                            }
-                            _ => fs,
-                        },
-                        None => open_join(&sim, 1).map_err(e("join again"))?,
-                    };
-                    fs.leave().map_err(e("leave 1"))
+                    let r = (|| {
+                        let mut fs = match jfs.take() {
+                            Some(mut fs) => match fs.heartbeat() {
+                                Err(Error::Fenced) => {
+                                    fs.join().map_err(e("join again"))?;
+                                    fs
+                                }
+                                _ => fs,
+                            },
+                            None => open_join(&sim, 1).map_err(e("join again"))?,
+                        };
+                        fs.leave().map_err(e("leave 1"))
+                    })();
+                    left.store(true, SeqCst);
+                    r
                 }),
             ),
         ],
@@ -1508,6 +1555,242 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
         return Err(format!("final fsck: {:?}", rep.findings));
     }
     Ok(())
+}
+
+/// Renews `fs`'s lease (as its heartbeat would) until `until` is set.
+fn keep_alive(fs: &mut HostFs, until: &AtomicBool) -> Result<(), String> {
+    while !until.load(SeqCst) {
+        fs.heartbeat().map_err(e("heartbeat"))?;
+        fs.env().relax();
+    }
+    Ok(())
+}
+
+fn open_join_as(sim: &Arc<Sim>, h: usize, node: u32) -> Result<HostFs, Error> {
+    sim.restart(h);
+    let m = SimMedia {
+        sim: sim.clone(),
+        host: h,
+    };
+    let mut fs = Fs::open(m.clone(), m, node, tunables())?;
+    fs.join()?;
+    Ok(fs)
+}
+
+/// A small two-host pool for the node-identity scenarios.
+fn node_pool(seed: u64) -> Result<(Arc<Sim>, Oracle, marufs_core::layout::Geometry), String> {
+    let size = 64 * UNIT;
+    let sim = Sim::new(2, size, seed);
+    let oracle = Oracle(sim.clone());
+    let opts = FormatOptions {
+        params: GeometryParams {
+            total_size: size,
+            max_hosts: 2,
+            entries: 48,
+            bytes_per_entry: 0,
+            dirs: 4,
+            allow_small: true,
+        },
+        uuid: [9; 16],
+        label: [0; 64],
+        now: 1,
+    };
+    let geo = format(&oracle, &opts, &mut |_, _| {})
+        .map_err(|e| format!("format: {e:?}"))?
+        .geo;
+    sim.lock().evict_ppm = 0;
+    Ok((sim, oracle, geo))
+}
+
+/// Two hosts claim one node id (a copied fstab line): host 0 joined as node
+/// 0 and keeps renewing its lease; then host 1 mounts with node 0 too. Its
+/// join must fail with [`Error::NodeInUse`] having taken nothing: host 0
+/// still holds its epoch, creates and publishes, and the pool checks clean.
+/// Returns the sim time host 1 spent before it was refused.
+pub fn duplicate_node() -> Result<u64, String> {
+    let (sim, oracle, geo) = node_pool(11)?;
+    let mut a: Option<HostFs> = None;
+    run_jobs(
+        &sim,
+        vec![(
+            0,
+            Box::new(|| {
+                let mut fs = open_join_as(&sim, 0, 0).map_err(e("join 0"))?;
+                fs.mkdir(b"d", 0, 0, 0o755).map_err(e("mkdir"))?;
+                a = Some(fs);
+                Ok(())
+            }),
+        )],
+    )
+    .remove(0)?;
+    let mut afs = a.take().ok_or("host 0 missing")?;
+    let epoch = afs.epoch();
+    let done = AtomicBool::new(false);
+    let t0 = sim.lock().clock;
+    let spent = std::sync::atomic::AtomicU64::new(0);
+    let res = run_jobs(
+        &sim,
+        vec![
+            (
+                0,
+                Box::new(|| {
+                    while !done.load(SeqCst) {
+                        afs.heartbeat().map_err(e("heartbeat 0"))?;
+                        afs.env().relax();
+                    }
+                    Ok(())
+                }),
+            ),
+            (
+                1,
+                Box::new(|| {
+                    let r = open_join_as(&sim, 1, 0);
+                    spent.store(sim.lock().clock - t0, SeqCst);
+                    done.store(true, SeqCst);
+                    match r {
+                        Err(Error::NodeInUse { node: 0, .. }) => Ok(()),
+                        Err(x) => Err(format!("second join as node 0: {x:?}")),
+                        Ok(fs) => Err(format!(
+                            "second join as node 0 succeeded (epoch {}, the first host's {epoch})",
+                            fs.epoch()
+                        )),
+                    }
+                }),
+            ),
+        ],
+    );
+    for r in res {
+        r?;
+    }
+    // Host 0 is intact and works on.
+    let res = run_jobs(
+        &sim,
+        vec![(
+            0,
+            Box::new(|| {
+                if afs.epoch() != epoch {
+                    return Err(format!(
+                        "host 0's epoch changed: {} -> {}",
+                        epoch,
+                        afs.epoch()
+                    ));
+                }
+                let d = afs.lookup_dir(b"d").map_err(e("lookup_dir"))?.id;
+                let h = afs
+                    .create(d, &key_name(0), 0, 0, 0o644)
+                    .map_err(e("create"))?;
+                afs.set_size(&h, UNIT).map_err(e("set_size"))?;
+                afs.publish(&h, None).map_err(e("publish"))?;
+                Ok(())
+            }),
+        )],
+    );
+    for r in res {
+        r?;
+    }
+    let id = read_ident(&oracle, &geo, 0);
+    if id.map(|i| i.epoch) != Some(epoch) {
+        return Err(format!(
+            "node 0's identity after the refusal: {id:?}, want epoch {epoch}"
+        ));
+    }
+    for h in 0..2 {
+        sim.writeback_all(h);
+    }
+    let rep = run_fsck(&oracle, true);
+    if rep.errors != 0 {
+        return Err(format!("fsck after the refused join: {:?}", rep.findings));
+    }
+    Ok(spent.load(SeqCst))
+}
+
+fn read_ident(
+    o: &Oracle,
+    geo: &marufs_core::layout::Geometry,
+    h: u32,
+) -> Option<marufs_core::layout::HostIdent> {
+    let mut b = [0u8; 64];
+    o.0.lock().read_mem(geo.host_slot(h), &mut b);
+    marufs_core::layout::HostIdent::decode(&b)
+}
+
+/// Node 1 joins, leaves an unpublished key, and dies; `tear` then tears its
+/// identity line (a crash in the middle of writing it). Its rejoin must wait
+/// out a lease and margin on the silent slot (returned: the sim time it
+/// took), come back with a higher epoch than the dead incarnation's, and
+/// recover it: the unpublished key is gone, nothing leaks (fsck clean).
+pub fn crashed_node_rejoins(tear: bool) -> Result<u64, String> {
+    let (sim, oracle, geo) = node_pool(13)?;
+    let mut j: Option<HostFs> = None;
+    run_jobs(
+        &sim,
+        vec![(
+            1,
+            Box::new(|| {
+                let mut fs = open_join_as(&sim, 1, 1).map_err(e("join 1"))?;
+                let d = fs.mkdir(b"d", 0, 0, 0o755).map_err(e("mkdir"))?;
+                let h = fs
+                    .create(d, &key_name(0), 0, 0, 0o644)
+                    .map_err(e("create"))?;
+                fs.set_size(&h, 2 * UNIT).map_err(e("set_size"))?;
+                let p = fs
+                    .create(d, &key_name(1), 0, 0, 0o644)
+                    .map_err(e("create 1"))?;
+                fs.set_size(&p, UNIT).map_err(e("set_size 1"))?;
+                fs.publish(&p, None).map_err(e("publish 1"))?;
+                j = Some(fs);
+                Ok(())
+            }),
+        )],
+    )
+    .remove(0)?;
+    let old_epoch = j.as_ref().map(|f| f.epoch()).ok_or("host 1 missing")?;
+    // Dies: no leave.
+    drop(j.take());
+    sim.writeback_all(1);
+    if tear {
+        let mut g = sim.lock();
+        let mut b = [0u8; 64];
+        g.read_mem(geo.host_slot(1), &mut b);
+        // The first 8 bytes of a new identity landed, the rest did not.
+        b[..8].copy_from_slice(&[0x5a; 8]);
+        g.write_mem(geo.host_slot(1), &b);
+    }
+    let t0 = sim.lock().clock;
+    let mut took = 0;
+    let mut new_epoch = 0;
+    let res = run_jobs(
+        &sim,
+        vec![(
+            1,
+            Box::new(|| {
+                let mut fs = open_join_as(&sim, 1, 1).map_err(e("rejoin"))?;
+                took = sim.lock().clock - t0;
+                new_epoch = fs.epoch();
+                let d = fs.lookup_dir(b"d").map_err(e("lookup_dir"))?.id;
+                match fs.lookup(d, &key_name(0)) {
+                    Err(Error::NotFound) => {}
+                    r => return Err(format!("the dead incarnation's unpublished key: {r:?}")),
+                }
+                fs.lookup(d, &key_name(1)).map_err(e("published key"))?;
+                fs.leave().map_err(e("leave"))
+            }),
+        )],
+    );
+    for r in res {
+        r?;
+    }
+    if new_epoch <= old_epoch {
+        return Err(format!(
+            "rejoined with epoch {new_epoch}, the dead incarnation had {old_epoch}"
+        ));
+    }
+    sim.writeback_all(1);
+    let rep = run_fsck(&oracle, false);
+    if rep.errors != 0 {
+        return Err(format!("fsck after the rejoin: {:?}", rep.findings));
+    }
+    Ok(took)
 }
 
 /// A deterministic clock for single-host tests: every reading advances it by
@@ -1539,5 +1822,9 @@ impl Env for StepClock {
     }
     fn relax(&self) {
         self.now.set(self.now.get() + self.relax_ns);
+    }
+    fn pause(&self, ns: u64) -> bool {
+        self.now.set(self.now.get() + ns.max(self.relax_ns));
+        true
     }
 }

@@ -502,6 +502,18 @@ impl Env for SimMedia {
             self.sim.pass(&mut g, self.host, true);
         }
     }
+    fn pause(&self, ns: u64) -> bool {
+        // A sleep, in relax-sized steps: the others run meanwhile, and a
+        // forced schedule's step counts keep meaning short stretches of time.
+        let mut left = ns;
+        loop {
+            self.relax();
+            left = left.saturating_sub(300);
+            if left == 0 {
+                return true;
+            }
+        }
+    }
 }
 
 /// Coherent direct access to shared memory (checker, fsck, mkfs in the sim).

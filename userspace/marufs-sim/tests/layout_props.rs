@@ -100,6 +100,7 @@ fn dir_host_reg_ns_chunk_roundtrip() {
             orphan_head: r.next() as u32,
             orphan_count: r.next() as u32,
             chunks_owned: r.next() as u32,
+            joined_epoch: r.next(),
         };
         let mut l = [0u8; REG_SIZE];
         g.encode(&mut l);

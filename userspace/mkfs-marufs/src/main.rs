@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use marufs_core::format::{format, FormatOptions};
+use marufs_core::fs::{mount_check, watch_hosts};
 use marufs_core::layout::{
     Geometry, GeometryParams, Superblock, MAX_POOL, MIN_POOL, SB_BACKUP_OFF, UNIT,
 };
 use marufs_core::Media;
-use marufs_media::{Kind, MapMedia};
+use marufs_media::{Kind, MapMedia, StdEnv};
 
 /// Format a CXL shared-memory DAX device or an image file as marufs.
 #[derive(Parser, Debug)]
@@ -35,8 +36,13 @@ struct Cli {
     /// Host slots (maximum number of hosts sharing the pool).
     #[arg(long, default_value_t = 64)]
     max_hosts: u32,
-    /// Format even if the device holds a file system.
-    #[arg(short = 'f', long)]
+    /// Format even if the device holds a file system (but not a pool that
+    /// hosts are using right now).
+    #[arg(short = 'f')]
+    overwrite: bool,
+    /// Format even a pool that hosts are using right now (their heartbeats
+    /// advance): destroys their keys under them. Implies -f.
+    #[arg(long)]
     force: bool,
     /// Quiet: no progress or summary.
     #[arg(short = 'q', long)]
@@ -96,8 +102,48 @@ fn existing(m: &MapMedia) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// The node ids of a mask, as "node 0, node 3".
+fn nodes(mask: u64) -> String {
+    (0..64)
+        .filter(|j| mask & (1u64 << j) != 0)
+        .map(|j| format!("node {j}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Refuses a pool that hosts use right now (their heartbeats advance).
+fn refuse_live(m: &MapMedia, cli: &Cli) -> Result<()> {
+    let Ok(info) = mount_check(m) else {
+        // Not a readable pool: nobody can be using it as one.
+        return Ok(());
+    };
+    let quiet = cli.quiet;
+    let live = watch_hosts(m, &StdEnv::default(), &info.sb.geo, &mut |mask, ns| {
+        if !quiet {
+            eprintln!(
+                "mkfs.marufs: the slots of {} say a host is active: watching their heartbeats for up to {:.1} s",
+                nodes(mask),
+                ns as f64 / 1e9
+            );
+        }
+    })
+    .map_err(|e| anyhow!("reading the host slots: {e}"))?;
+    if live.live != 0 {
+        bail!(
+            "{}: the pool is in use by {} (heartbeats advancing); unmount it on every host first (--force formats it anyway, destroying their keys under them)",
+            cli.device.display(),
+            nodes(live.live)
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<()> {
     let m = MapMedia::open(&cli.device).map_err(|e| anyhow!("{e}"))?;
+    // On a device, writes go through this CPU's cache as a host's do: each
+    // is written back (clflush) so that other hosts read it.
+    let dax = m.kind() == Kind::Dax;
+    let m = m.with_cache_flush(dax);
     let size = m.size();
     let total = size / UNIT * UNIT;
     if total < MIN_POOL {
@@ -116,13 +162,13 @@ fn run(cli: &Cli) -> Result<()> {
             MAX_POOL >> 40
         );
     }
-    if !cli.force {
-        if let Some(fs) = existing(&m)? {
-            bail!(
-                "{} contains a {fs} file system; use -f to overwrite it",
-                cli.device.display()
-            );
-        }
+    match existing(&m)? {
+        Some(fs) if !cli.overwrite && !cli.force => bail!(
+            "{} contains a {fs} file system; use -f to overwrite it",
+            cli.device.display()
+        ),
+        Some(fs) if fs == "marufs" && !cli.force => refuse_live(&m, cli)?,
+        _ => {}
     }
     let mut label = [0u8; 64];
     if let Some(l) = &cli.label {
