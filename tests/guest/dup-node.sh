@@ -75,6 +75,8 @@ b)
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     echo "$out"
     echo "$out" | grep -qi "busy" || fail "mount error is not EBUSY: $out"
+    echo "$out" | grep -q "another host is using node=0" || echo "$out" | grep -qi "resource busy" \
+        || fail "mount's message does not say another host may use node=0: $out"
     dmesg | grep "marufs" | tail -3
     dmesg | grep -q "node 0 is in use by another host" || fail "no dmesg line naming node 0"
     log "second mount with node=0 refused after $ms ms (EBUSY)"

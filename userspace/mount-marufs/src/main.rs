@@ -216,7 +216,7 @@ fn explain(e: Errno, node: u32, read_only: bool) -> String {
     match e {
         Errno::EPERM | Errno::EACCES => "permission denied: only root can mount marufs".into(),
         Errno::EBUSY => format!(
-            "busy: node {node} of this pool is already mounted on this host (use another node=), or the mount point is busy"
+            "busy: node {node} of this pool is already mounted on this host, or another host is using node={node} (dmesg says which; use another node=), or the mount point is busy"
         ),
         Errno::ENODEV => "the device is not device-dax, or marufs is not registered".into(),
         Errno::EUCLEAN => "both superblocks are corrupt: run maru-fsck".into(),
