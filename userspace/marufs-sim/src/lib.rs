@@ -1296,14 +1296,7 @@ fn run_jobs(sim: &Arc<Sim>, jobs: Vec<(usize, Job<'_>)>) -> Vec<Result<(), Strin
 }
 
 fn open_join(sim: &Arc<Sim>, h: usize) -> Result<HostFs, Error> {
-    sim.restart(h);
-    let m = SimMedia {
-        sim: sim.clone(),
-        host: h,
-    };
-    let mut fs = Fs::open(m.clone(), m, h as u32, tunables())?;
-    fs.join()?;
-    Ok(fs)
+    open_join_as(sim, h, h as u32)
 }
 
 /// Rejoin race (targeted): host 1 dies inside `unlink`, holding the namespace
