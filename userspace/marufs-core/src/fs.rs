@@ -576,6 +576,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             return Err(Error::InvalidArgument); // a transaction interleaved with another
         }
         self.ensure_lease()?;
+        self.check_fence()?;
         let seq = t.commit(&self.m, &self.geo, self.node)?;
         self.next_seq = seq + 1;
         Ok(())
@@ -662,6 +663,19 @@ impl<M: Media, E: Env> Fs<M, E> {
         }
         if now.saturating_add(self.tun.guard_ns) >= self.lease_until {
             self.renew(now)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads this host's own fence: once a survivor recorded
+    /// `fenced_epoch >= epoch` this incarnation is dead, whatever this host's
+    /// clock says (it may have stood still through a stall), and it never
+    /// writes shared memory again. Called after the lock is acquired and
+    /// before every commit, zeroing pass and replay.
+    fn check_fence(&mut self) -> Result<()> {
+        if self.reg(self.node)?.fenced_epoch >= self.epoch {
+            self.joined = false;
+            return Err(Error::Fenced);
         }
         Ok(())
     }
@@ -851,6 +865,8 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// [`replay_journal_of`](Self::replay_journal_of) `j`, then records the
     /// replayed sequence in `j`'s registry line (a transaction of this host).
     fn replay_and_record(&mut self, j: u32) -> Result<()> {
+        self.ensure_lease()?;
+        self.check_fence()?;
         if let Some(seq) = self.replay_journal_of(j)? {
             let mut t = self.txn();
             let mut reg = self.reg(j)?;
@@ -871,6 +887,10 @@ impl<M: Media, E: Env> Fs<M, E> {
         // transaction (nobody took the lock after it without fencing that
         // epoch, and then this host doesn't replay), so replaying it first
         // never reorders it after a newer write to the same lines.
+        // A host that stalled past its lease may still believe in it (its
+        // clock may have stood still): the fence survivors record is what
+        // decides, read now that this host holds the lock.
+        self.check_fence()?;
         let me = self.node;
         if self.rejoining_as(me, self.ident(me)?)? {
             self.replay_and_record(me)?;
@@ -895,26 +915,31 @@ impl<M: Media, E: Env> Fs<M, E> {
                 _ => self.ident(j)?,
             };
             let bit = 1u64 << j;
-            if expired & bit != 0 {
-                let Some(id) = ident else { continue };
+            let mut fenced_now = false;
+            if let (true, Some(id)) = (expired & bit != 0, ident) {
                 let reg = self.reg(j)?;
                 let seen = self.obs.get(j as usize).map(|o| o.epoch).unwrap_or(0);
-                // Fence only the epoch observed expired: the host may have rejoined since.
-                if id.state != host_state::ACTIVE
-                    || reg.fenced_epoch >= id.epoch
-                    || id.epoch != seen
+                // Fence only the epoch observed expired: the host may have
+                // rejoined since (then it is not fenced, but its dead
+                // incarnation's record is still replayed below: skipping
+                // that let this holder mutate lines the record holds, which
+                // the rejoining host then replayed over them).
+                if id.state == host_state::ACTIVE && reg.fenced_epoch < id.epoch && id.epoch == seen
                 {
-                    continue;
+                    // The fabric cuts the dead host off (where it can) before
+                    // anything of it is replayed or taken over: a host that
+                    // only stalled can then write nothing when it resumes.
+                    if !self.env.fence_host(j, id.epoch) {
+                        return Err(Error::Again);
+                    }
+                    if let Some(f) = fence.get_mut(j as usize) {
+                        *f = id.epoch;
+                    }
+                    any = true;
+                    fenced_now = true;
                 }
-                if let Some(f) = fence.get_mut(j as usize) {
-                    *f = id.epoch;
-                }
-                any = true;
             }
-            if expired & bit != 0
-                || ns.pending_recovery & bit != 0
-                || self.rejoining_as(j, ident)?
-            {
+            if fenced_now || ns.pending_recovery & bit != 0 || self.rejoining_as(j, ident)? {
                 self.replay_and_record(j)?;
             }
         }
@@ -1937,6 +1962,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             return Ok(None);
         }
         self.ensure_lease()?;
+        self.check_fence()?;
         if !self.zeroed.contains(&NIL) {
             // Full: forget units of chunks no longer cached as ours.
             for i in 0..ZEROED_MAX {

@@ -58,6 +58,19 @@ pub trait Env {
         self.relax();
         true
     }
+    /// The fabric-fencing hook: called by a survivor that judged host
+    /// `node`'s incarnation `epoch` dead, before it replays that host's
+    /// journal or takes anything of it over. An environment with a way to
+    /// cut a host off the shared memory (a fabric manager unbinding its
+    /// port, a device access-control table) does so here and returns `true`
+    /// once the host can no longer write, `false` if it could not (the
+    /// takeover is then postponed). Without such a way (the default) it
+    /// returns `true`: fencing is then software only, safe under the timing
+    /// bound `protocol.md` states.
+    fn fence_host(&self, node: u32, epoch: u64) -> bool {
+        let _ = (node, epoch);
+        true
+    }
 }
 
 impl<T: Media + ?Sized> Media for &T {
@@ -90,5 +103,8 @@ impl<T: Env + ?Sized> Env for &T {
     }
     fn pause(&self, ns: u64) -> bool {
         (**self).pause(ns)
+    }
+    fn fence_host(&self, node: u32, epoch: u64) -> bool {
+        (**self).fence_host(node, epoch)
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod extents;
 pub mod mem;
+pub mod stall;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -1565,6 +1566,7 @@ fn open_join_as(sim: &Arc<Sim>, h: usize, node: u32) -> Result<HostFs, Error> {
         sim: sim.clone(),
         host: h,
     };
+    sim.set_node(h, node);
     let mut fs = Fs::open(m.clone(), m, node, tunables())?;
     fs.join()?;
     Ok(fs)

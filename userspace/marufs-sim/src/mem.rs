@@ -93,6 +93,60 @@ pub struct Inner {
     pub script: VecDeque<(usize, u64)>,
     /// Crash `host` just before its next store at exactly `offset` (targeted scenarios).
     pub crash_on_store: Option<(usize, u64)>,
+    /// Each host's own clock (skew, drift, standing still in a stall).
+    pub clocks: Vec<HostClock>,
+    /// Host `h` gets no turn before the global clock reaches `stalled_until[h]`
+    /// (frozen execution: a paused VM, a suspend, a long preemption).
+    pub stalled_until: Vec<u64>,
+    /// Stall probability per media call (ppm) for hosts in `may_stall`.
+    pub stall_ppm: u64,
+    /// Hosts allowed to stall this round.
+    pub may_stall: Vec<bool>,
+    /// Length of an injected stall (global ns): uniform in this range.
+    pub stall_len: (u64, u64),
+    /// Whether an injected stall also stops the host's clock (a monotonic
+    /// clock that does not count suspend), or lets it run (boottime).
+    pub stall_freezes_clock: bool,
+    /// While a host is stalled, probability (ppm, per media call of any
+    /// host) that one of its dirty lines is written back: a zombie's cache
+    /// evicting at any moment after it stopped.
+    pub zombie_writeback_ppm: u64,
+    /// Hosts cut off from the pool by the fabric (the fencing hook): their
+    /// media calls fail and their cache is gone, never written back.
+    pub cut: Vec<bool>,
+    /// Times the fabric hook cut a host off.
+    pub cuts: u64,
+    /// Whether the fabric hook is available ([`Env::fence_host`] cuts).
+    pub fabric: bool,
+    /// A crash at a store tears it at 8-byte granularity with this
+    /// probability (ppm): only a prefix of its words reaches the cache.
+    pub tear_ppm: u64,
+    tear: Option<u64>,
+    /// Stalls injected so far.
+    pub stalls: u64,
+    /// Node id → simulated host, where they differ.
+    pub nodes: BTreeMap<u32, usize>,
+}
+
+/// One host's clock: `offset + r + r * drift_ppm / 1e6` with `r` the global
+/// time it has been running (global time minus the time it stood still).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostClock {
+    /// Skew: the clock's reading at global time zero.
+    pub offset: u64,
+    /// Rate error in parts per million (within `marufs_core`'s bound).
+    pub drift_ppm: i64,
+    /// Global time during which the clock stood still.
+    pub frozen: u64,
+}
+
+impl HostClock {
+    /// The reading at global time `global`.
+    pub fn read(&self, global: u64) -> u64 {
+        let r = global.saturating_sub(self.frozen) as i128;
+        let v = self.offset as i128 + r + r * self.drift_ppm as i128 / 1_000_000;
+        v.max(0) as u64
+    }
 }
 
 /// Shared simulator state.
@@ -126,6 +180,20 @@ impl Sim {
                 idle: vec![false; hosts],
                 script: VecDeque::new(),
                 crash_on_store: None,
+                clocks: vec![HostClock::default(); hosts],
+                stalled_until: vec![0; hosts],
+                stall_ppm: 0,
+                may_stall: vec![false; hosts],
+                stall_len: (0, 0),
+                stall_freezes_clock: true,
+                zombie_writeback_ppm: 0,
+                cut: vec![false; hosts],
+                cuts: 0,
+                fabric: false,
+                tear_ppm: 0,
+                tear: None,
+                stalls: 0,
+                nodes: BTreeMap::new(),
             }),
             cvs: (0..hosts).map(|_| Condvar::new()).collect(),
         })
@@ -160,11 +228,30 @@ impl Sim {
     fn wait_turn(&self, h: usize) -> Result<MutexGuard<'_, Inner>, MediaError> {
         let mut g = self.lock();
         loop {
+            if g.cut[h] {
+                // Cut off by the fabric: it runs on (its accesses fail)
+                // but is out of the schedule, as a crashed host.
+                g.runnable[h] = false;
+                if g.turn == h {
+                    self.pass(&mut g, h, true);
+                }
+                return Err(MediaError::Crashed);
+            }
             if g.crashed[h] || g.livelock {
                 return Err(MediaError::Crashed);
             }
             if g.turn == h {
-                return Ok(g);
+                if g.stalled_until[h] <= g.clock {
+                    return Ok(g);
+                }
+                // Stalled: the others run meanwhile.
+                self.pass(&mut g, h, true);
+                if g.turn == h {
+                    // Nobody else can run (a forced schedule): time passes.
+                    let t = g.stalled_until[h];
+                    g.clock = g.clock.max(t);
+                    continue;
+                }
             }
             g = self.cvs[h].wait(g).unwrap_or_else(|e| e.into_inner());
         }
@@ -182,16 +269,33 @@ impl Sim {
         let steps = g.steps;
         g.last_run[h] = steps;
         let sp = g.switch_ppm;
-        if !force && g.runnable[h] && !g.rng.ppm(sp) {
+        let me_stalled = g.stalled_until[h] > g.clock;
+        if !force && !me_stalled && g.runnable[h] && !g.rng.ppm(sp) {
             // fairness: do not starve a runnable host for long
             let starving = (0..n).any(|j| j != h && g.runnable[j] && steps - g.last_run[j] > 16);
             if !starving {
                 return;
             }
         }
-        let cands: Vec<usize> = (0..n).filter(|&j| g.runnable[j]).collect();
+        let clock = g.clock;
+        let mut cands: Vec<usize> = (0..n)
+            .filter(|&j| g.runnable[j] && g.stalled_until[j] <= clock)
+            .collect();
         if cands.is_empty() {
-            return;
+            // Every runnable host is stalled: time passes until the first
+            // of them resumes.
+            let Some(t) = (0..n)
+                .filter(|&j| g.runnable[j])
+                .map(|j| g.stalled_until[j])
+                .min()
+            else {
+                return;
+            };
+            g.clock = g.clock.max(t);
+            let clock = g.clock;
+            cands = (0..n)
+                .filter(|&j| g.runnable[j] && g.stalled_until[j] <= clock)
+                .collect();
         }
         // prefer a starving host, else random
         let starving: Vec<usize> = cands
@@ -243,11 +347,67 @@ impl Sim {
         self.pass(g, h, true);
     }
 
-    /// Restarts crashed host `h` (empty cache).
+    /// Restarts crashed host `h` (empty cache; the fabric lets it in again).
     pub fn restart(&self, h: usize) {
         let mut g = self.lock();
         g.crashed[h] = false;
+        g.cut[h] = false;
+        g.stalled_until[h] = 0;
         g.caches[h].clear();
+    }
+
+    fn stall_locked(&self, g: &mut Inner, h: usize, len: u64, freeze: Option<bool>) {
+        let until = g.clock.saturating_add(len);
+        g.stalled_until[h] = until;
+        if freeze.unwrap_or(g.stall_freezes_clock) {
+            g.clocks[h].frozen = g.clocks[h].frozen.saturating_add(len);
+        }
+        g.stalls += 1;
+        if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+            eprintln!("  host {h} stalls at step {} for {len} ns", g.steps);
+        }
+    }
+
+    /// Records that simulated host `h` runs as node `node` (by default a
+    /// host's node id is its index).
+    pub fn set_node(&self, h: usize, node: u32) {
+        self.lock().nodes.insert(node, h);
+    }
+
+    /// The simulated host running as node `node`.
+    pub fn host_of(&self, node: u32) -> Option<usize> {
+        let g = self.lock();
+        match g.nodes.get(&node) {
+            Some(&h) => Some(h),
+            None => ((node as usize) < g.caches.len()).then_some(node as usize),
+        }
+    }
+
+    /// Stalls host `h` (called from its own thread or the driver) for `len`
+    /// ns of global time: no turn meanwhile; with `freeze_clock` its clock
+    /// stands still too (it resumes believing no time passed).
+    pub fn stall(&self, h: usize, len: u64, freeze_clock: bool) {
+        let mut g = self.lock();
+        self.stall_locked(&mut g, h, len, Some(freeze_clock));
+    }
+
+    /// The fabric cuts host `h` off: its dirty lines are lost, every later
+    /// media call of it fails. Returns whether the fabric can do it.
+    pub fn cut_off(&self, h: usize) -> bool {
+        let mut g = self.lock();
+        if !g.fabric {
+            return false;
+        }
+        if !g.cut[h] {
+            g.caches[h].clear();
+            g.cut[h] = true;
+            g.cuts += 1;
+            self.cvs[h].notify_one();
+            if std::env::var("MARUFS_SIM_TRACE").is_ok() {
+                eprintln!("  fabric cuts host {h} off at step {}", g.steps);
+            }
+        }
+        true
     }
 
     /// Drops host `h`'s cache entirely, writing back dirty lines (clean shutdown).
@@ -291,8 +451,43 @@ impl Sim {
         }
         let cp = g.crash_ppm;
         if g.may_crash[h] && g.rng.ppm(cp) {
+            let tp = g.tear_ppm;
+            if store_at.is_some() && tp > 0 && g.rng.ppm(tp) {
+                // The crash lands inside this store: a prefix of its 8-byte
+                // words reaches the cache, then the host is gone.
+                let words = g.rng.below(8);
+                g.tear = Some(words);
+                let _ = f(&mut g);
+                g.tear = None;
+            }
             self.crash_locked(&mut g, h);
             return Err(MediaError::Crashed);
+        }
+        let zp = g.zombie_writeback_ppm;
+        if zp > 0 && g.rng.ppm(zp) {
+            let clock = g.clock;
+            let zombies: Vec<usize> = (0..g.caches.len())
+                .filter(|&j| g.stalled_until[j] > clock && !g.cut[j])
+                .collect();
+            if let Some(&z) = zombies.get(g.rng.below(zombies.len().max(1) as u64) as usize) {
+                let dirty: Vec<u64> = g.caches[z]
+                    .iter()
+                    .filter(|(_, c)| c.dirty)
+                    .map(|(k, _)| *k)
+                    .collect();
+                if let Some(&l) = dirty.get(g.rng.below(dirty.len().max(1) as u64) as usize) {
+                    if let Some(c) = g.caches[z].remove(&l) {
+                        g.watch("zombie-writeback", z, l, &c.data);
+                        g.mem.insert(l, c.data);
+                    }
+                }
+            }
+        }
+        let sp = g.stall_ppm;
+        if sp > 0 && g.may_stall[h] && g.rng.ppm(sp) {
+            let (lo, hi) = g.stall_len;
+            let len = lo + g.rng.below(hi.saturating_sub(lo).max(1));
+            self.stall_locked(&mut g, h, len, None);
         }
         let ep = g.evict_ppm;
         if g.rng.ppm(ep) {
@@ -341,7 +536,7 @@ impl Inner {
                 eprintln!(
                     "  watch line {l}: {what} by host {h} step {} data {:02x?}",
                     self.steps,
-                    &d[..16]
+                    &d[..]
                 );
             }
         }
@@ -421,6 +616,12 @@ impl Media for SimMedia {
             if off.checked_add(buf.len() as u64).is_none_or(|e| e > g.size) {
                 return Err(MediaError::OutOfBounds);
             }
+            // A torn store (crash inside it) lands only its first words.
+            let n = match g.tear {
+                Some(w) => ((w * 8) as usize).min(buf.len()),
+                None => buf.len(),
+            };
+            let buf = &buf[..n];
             let mut i = 0usize;
             while i < buf.len() {
                 let a = off + i as u64;
@@ -486,7 +687,7 @@ impl Env for SimMedia {
         // A scheduling point, so that reading the clock is deterministic.
         match self.sim.wait_turn(self.host) {
             Ok(mut g) => {
-                let c = g.clock;
+                let c = g.clocks[self.host].read(g.clock);
                 self.sim.pass(&mut g, self.host, false);
                 c
             }
@@ -500,6 +701,18 @@ impl Env for SimMedia {
         if let Ok(mut g) = self.sim.wait_turn(self.host) {
             g.clock += 300;
             self.sim.pass(&mut g, self.host, true);
+        }
+    }
+    fn fence_host(&self, node: u32, _epoch: u64) -> bool {
+        let h = self.sim.host_of(node);
+        match h {
+            Some(h) if h != self.host => {
+                let g = self.sim.lock();
+                let fabric = g.fabric;
+                drop(g);
+                !fabric || self.sim.cut_off(h)
+            }
+            _ => true,
         }
     }
     fn pause(&self, ns: u64) -> bool {

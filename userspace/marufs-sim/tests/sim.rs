@@ -67,7 +67,10 @@ fn finds_bug(fault: FaultKind) -> u64 {
         crashes: false,
         ..Config::default()
     };
-    for seed in 0..200 {
+    // A dropped change-counter invalidate only shows when a name cache is
+    // consulted after another host changed the directory, and the counter's
+    // stale line survived in the cache: rarer than the other faults.
+    for seed in 0..1000 {
         if let Err(e) = run_seed(seed, &cfg) {
             println!("{fault:?} detected: seed {seed}: {e}");
             return seed;
