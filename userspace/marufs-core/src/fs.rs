@@ -166,6 +166,22 @@ pub struct SlotWatch {
     hb: u64,
 }
 
+/// The largest relative rate difference assumed between two hosts'
+/// monotonic clocks, in parts per million (crystal oscillators are within
+/// 100 ppm; NTP-disciplined clocks within 500). Clocks that advance through
+/// suspend are assumed (see protocol.md, "Leases and fencing").
+pub const CLOCK_RATE_PPM: u64 = 1000;
+
+/// How long a peer's heartbeat must be seen unchanged, on the observer's
+/// clock, before the peer is judged dead: the peer's own lease plus the
+/// margin (the larger of the observer's margin and half the peer's lease),
+/// stretched by [`CLOCK_RATE_PPM`] so that a peer whose clock runs slower
+/// than the observer's still sees its own lease expire first.
+pub fn expiry_ns(peer_lease_ns: u64, margin_ns: u64) -> u64 {
+    let base = peer_lease_ns.saturating_add(margin_ns.max(peer_lease_ns / 2));
+    base.saturating_add(base / 1_000_000 * CLOCK_RATE_PPM)
+}
+
 /// Which hosts use a pool right now, as a tool that is not a host (mkfs,
 /// fsck) can tell from the heartbeats ([`watch_hosts`]). Bit `j` is node `j`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -694,22 +710,35 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.renew(now)
     }
 
-    /// Updates the observation of peer `j`; true once its heartbeat has been seen
-    /// unchanged for longer than its lease plus the margin, on this host's clock.
-    fn observe_expired(&mut self, j: u32, ident: &HostIdent, hb: u64) -> bool {
-        let now = self.env.now_ns();
-        let Some(o) = self.obs.get_mut(j as usize) else {
-            return false;
-        };
-        if o.since == 0 || o.epoch != ident.epoch || o.hb != hb {
-            *o = Obs {
-                epoch: ident.epoch,
-                hb,
-                since: now.max(1),
-            };
+    /// Updates the observation of peer `j` from a heartbeat value `hb` read
+    /// after this host's clock read `t_read`; true once the heartbeat has been
+    /// seen unchanged for longer than [`expiry_ns`] of the peer.
+    ///
+    /// Time sides (a stall of this host can fall anywhere): a new value's
+    /// observation starts at a clock reading taken *after* its load (the
+    /// value was there by then), and expiry is judged at `t_read`, taken
+    /// *before* the load that saw the value still unchanged. So the silence
+    /// judged, `t_read - since`, lies inside the real interval between the
+    /// two loads: a stall after a load only makes it shorter.
+    fn observe_expired(&mut self, j: u32, ident: &HostIdent, hb: u64, t_read: u64) -> bool {
+        let margin = self.tun.margin_ns;
+        let same = self
+            .obs
+            .get(j as usize)
+            .is_some_and(|o| o.since != 0 && o.epoch == ident.epoch && o.hb == hb);
+        if !same {
+            let now = self.env.now_ns();
+            if let Some(o) = self.obs.get_mut(j as usize) {
+                *o = Obs {
+                    epoch: ident.epoch,
+                    hb,
+                    since: now.max(1),
+                };
+            }
             return false;
         }
-        now.saturating_sub(o.since) > ident.lease_ns.saturating_add(self.tun.margin_ns)
+        let since = self.obs.get(j as usize).map_or(u64::MAX, |o| o.since);
+        t_read.saturating_sub(since) > expiry_ns(ident.lease_ns, margin)
     }
 
     fn wait(&mut self) -> Result<()> {
@@ -778,13 +807,14 @@ impl<M: Media, E: Env> Fs<M, E> {
             }
             let mut batched = pv.get((j - first) as usize).copied();
             loop {
-                let (v, fresh) = match batched.take() {
-                    Some(v) => (v, false),
+                let (v, fresh, t_read) = match batched.take() {
+                    Some(v) => (v, false, 0),
                     None => {
-                        if self.env.now_ns() > deadline {
+                        let t = self.env.now_ns();
+                        if t > deadline {
                             return Err(Error::Again);
                         }
-                        (self.peer(j)?, true)
+                        (self.peer(j)?, true, t)
                     }
                 };
                 let Some(id) = v.ident else {
@@ -813,7 +843,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     // now, not the one seen when the batch was read.
                     continue;
                 }
-                if self.observe_expired(j, &id, v.hb) {
+                if self.observe_expired(j, &id, v.hb, t_read) {
                     expired |= 1 << j;
                     break;
                 }
@@ -1401,11 +1431,13 @@ impl<M: Media, E: Env> Fs<M, E> {
             if j == self.node {
                 continue;
             }
+            // The clock is read before the heartbeat (see `observe_expired`).
+            let t_read = self.env.now_ns();
             let v = self.peer(j)?;
             let Some(id) = v.ident else { continue };
             let reg = self.reg(j)?;
             if id.state == host_state::ACTIVE {
-                if reg.fenced_epoch < id.epoch && self.observe_expired(j, &id, v.hb) {
+                if reg.fenced_epoch < id.epoch && self.observe_expired(j, &id, v.hb, t_read) {
                     need = true;
                 }
                 if reg.fenced_epoch >= id.epoch && reg.recovered_epoch < reg.fenced_epoch {
