@@ -42,7 +42,21 @@ pub struct Config {
     pub faults: FaultKind,
     /// Enable crash injection.
     pub crashes: bool,
+    /// Every host gets its own clock: an arbitrary offset and a rate error
+    /// within half of `marufs_core::fs::CLOCK_RATE_PPM` either way (so two
+    /// hosts differ by at most the bound).
+    pub skew: bool,
+    /// Hosts may stall (frozen execution and clock) for longer than a lease
+    /// mid-operation; the fabric hook cuts fenced hosts off, and a stalled
+    /// host's dirty lines are written back at random moments.
+    pub stalls: bool,
+    /// Format for 64 hosts and run the hosts as nodes spread over the slots
+    /// (beyond the lock's first 8-slot scan batch), see [`WIDE_NODES`].
+    pub wide: bool,
 }
+
+/// The node ids hosts run as in a [`Config::wide`] run.
+pub const WIDE_NODES: [u32; 4] = [63, 9, 40, 0];
 
 impl Default for Config {
     fn default() -> Self {
@@ -50,6 +64,9 @@ impl Default for Config {
             rounds: 24,
             faults: FaultKind::None,
             crashes: true,
+            skew: true,
+            stalls: true,
+            wide: false,
         }
     }
 }
@@ -217,6 +234,11 @@ pub struct Outcome {
     pub published: u32,
     /// Takeovers/recoveries performed by survivors.
     pub takeovers: u32,
+    /// Stalls injected (longer than a lease, mid-operation).
+    pub stalls: u64,
+    /// Stalled hosts (zombies) the fabric hook cut off after a survivor
+    /// fenced them.
+    pub cuts: u64,
 }
 
 fn read_data_ok(
@@ -536,8 +558,18 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
     let oracle = Oracle(sim.clone());
     let opts = FormatOptions {
         uuid: [7; 16],
-        ..FormatOptions::small(size, nhosts as u32, 48, 4)
+        ..FormatOptions::small(size, if cfg.wide { 64 } else { nhosts as u32 }, 48, 4)
     };
+    let node_of = |h: usize| -> u32 {
+        if cfg.wide {
+            WIDE_NODES[h]
+        } else {
+            h as u32
+        }
+    };
+    for h in 0..nhosts {
+        sim.set_node(h, node_of(h));
+    }
     let sb = format(&oracle, &opts, &mut |_, _| {}).map_err(|e| format!("format: {e:?}"))?;
     let geo = sb.geo;
     {
@@ -559,6 +591,23 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             FaultKind::SkipDataWriteBack | FaultKind::SkipDataInvalidate => Faults::default(),
         };
         g.crash_ppm = 4000;
+        // A crash at a store tears a third of the time inside it, at 8-byte
+        // granularity.
+        g.tear_ppm = 330_000;
+        if cfg.skew {
+            let half = marufs_core::fs::CLOCK_RATE_PPM as i64 / 2;
+            for c in g.clocks.iter_mut() {
+                c.offset = rng.below(1 << 40);
+                c.drift_ppm = rng.below(2 * half as u64 + 1) as i64 - half;
+            }
+        }
+        if cfg.stalls {
+            // Stalls in a quarter of the seeds: a stalled host is a zombie
+            // the fabric hook cuts off once a survivor fences it.
+            g.fabric = true;
+            g.stall_len = (LEASE * 2, LEASE * 5);
+            g.zombie_writeback_ppm = 20_000;
+        }
         if std::env::var("MARUFS_SIM_TRACE").is_ok() {
             eprintln!(
                 "entry_off line {} bitmap line {}",
@@ -652,6 +701,15 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 let h = rng.below(nhosts as u64) as usize;
                 g.may_crash[h] = true;
             }
+            for st in g.may_stall.iter_mut() {
+                *st = false;
+            }
+            g.stall_ppm = 0;
+            if cfg.stalls && !first && !closing && seed % 4 == 0 && rng.below(100) < 25 {
+                let h = rng.below(nhosts as u64) as usize;
+                g.may_stall[h] = true;
+                g.stall_ppm = 2_000;
+            }
         }
         if std::env::var("MARUFS_SIM_TRACE").is_ok() {
             eprintln!("round {round} steps {} plans {plans:?}", sim.lock().steps);
@@ -678,11 +736,12 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                                 sim: sim2.clone(),
                                 host: h,
                             };
-                            let r =
-                                Fs::open(m.clone(), m, h as u32, tunables()).and_then(|mut fs| {
+                            let r = Fs::open(m.clone(), m, node_of(h), tunables()).and_then(
+                                |mut fs| {
                                     fs.join()?;
                                     Ok(fs)
-                                });
+                                },
+                            );
                             match r {
                                 Ok(fs) => {
                                     fs_opt = Some(fs);
@@ -797,7 +856,11 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
         let mut creates: BTreeMap<(u32, u32), u32> = BTreeMap::new();
         for (h, res) in &results {
             let h = *h;
-            let crashed = sim.lock().crashed[h];
+            // Cut off by the fabric: as good as crashed.
+            let crashed = {
+                let g = sim.lock();
+                g.crashed[h] || g.cut[h]
+            };
             let fenced = res
                 .iter()
                 .any(|(_, r)| matches!(r, Res::Err(Error::Fenced) | Res::Err(Error::NotJoined)));
@@ -967,15 +1030,15 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
         // Survivors' takeovers resolve hosts that stay down.
         {
             let ns = read_nshdr(&oracle, &geo);
-            let regs: Vec<u64> = (0..nhosts as u32)
-                .map(|j| read_reg_recovered(&oracle, &geo, j))
+            let regs: Vec<u64> = (0..nhosts)
+                .map(|j| read_reg_recovered(&oracle, &geo, node_of(j)))
                 .collect();
             for j in 0..nhosts {
                 if unrecovered[j]
                     && hosts[j].down
-                    && ns & (1 << j) == 0
+                    && ns & (1 << node_of(j)) == 0
                     && regs[j] > 0
-                    && recovered_current(&oracle, &geo, j as u32)
+                    && recovered_current(&oracle, &geo, node_of(j))
                 {
                     unrecovered[j] = false;
                     out.takeovers += 1;
@@ -988,7 +1051,7 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             let mut b = [0u8; 64];
             let _ = oracle.load(geo.nshdr_off, &mut b);
             eprintln!("nshdr {:?}", marufs_core::layout::NsHdr::decode(&b));
-            for j in 0..nhosts as u32 {
+            for j in (0..nhosts).map(node_of) {
                 let _ = oracle.load(geo.host_slot(j), &mut b);
                 eprintln!(
                     "host {j}: {:?} reg {:?}",
@@ -1054,7 +1117,12 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             rep.errors, rep.findings
         ));
     }
-    out.steps = sim.lock().steps;
+    {
+        let g = sim.lock();
+        out.steps = g.steps;
+        out.stalls = g.stalls;
+        out.cuts = g.zombie_cuts;
+    }
     Ok(out)
 }
 

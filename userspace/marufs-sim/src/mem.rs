@@ -116,6 +116,8 @@ pub struct Inner {
     pub cut: Vec<bool>,
     /// Times the fabric hook cut a host off.
     pub cuts: u64,
+    /// Of those, hosts cut off while stalled (zombies, not crashed hosts).
+    pub zombie_cuts: u64,
     /// Whether the fabric hook is available ([`Env::fence_host`] cuts).
     pub fabric: bool,
     /// A crash at a store tears it at 8-byte granularity with this
@@ -189,6 +191,7 @@ impl Sim {
                 zombie_writeback_ppm: 0,
                 cut: vec![false; hosts],
                 cuts: 0,
+                zombie_cuts: 0,
                 fabric: false,
                 tear_ppm: 0,
                 tear: None,
@@ -402,6 +405,9 @@ impl Sim {
             g.caches[h].clear();
             g.cut[h] = true;
             g.cuts += 1;
+            if g.stalled_until[h] > g.clock {
+                g.zombie_cuts += 1;
+            }
             self.cvs[h].notify_one();
             if std::env::var("MARUFS_SIM_TRACE").is_ok() {
                 eprintln!("  fabric cuts host {h} off at step {}", g.steps);
@@ -488,6 +494,8 @@ impl Sim {
             let (lo, hi) = g.stall_len;
             let len = lo + g.rng.below(hi.saturating_sub(lo).max(1));
             self.stall_locked(&mut g, h, len, None);
+            // One stall per arming.
+            g.may_stall[h] = false;
         }
         let ep = g.evict_ppm;
         if g.rng.ppm(ep) {

@@ -10,12 +10,16 @@ fn run_range(start: u64, n: u64, cfg: &Config) {
     let mut steps = 0u64;
     let mut crashes = 0u64;
     let mut takeovers = 0u64;
+    let mut stalls = 0u64;
+    let mut cuts = 0u64;
     for seed in start..start + n {
         match run_seed(seed, cfg) {
             Ok(o) => {
                 steps += o.steps;
                 crashes += u64::from(o.crashes);
                 takeovers += u64::from(o.takeovers);
+                stalls += o.stalls;
+                cuts += o.cuts;
             }
             Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay: MARUFS_SIM_SEED={seed} cargo test -p marufs-sim --test sim replay -- --nocapture"
@@ -24,12 +28,14 @@ fn run_range(start: u64, n: u64, cfg: &Config) {
     }
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "seeds {start}..{}: {:.1} seeds/s, {} media calls, {} crashes, {} takeovers, {:.1}s",
+        "seeds {start}..{}: {:.1} seeds/s, {} media calls, {} crashes, {} takeovers, {} stalls, {} zombies cut off, {:.1}s",
         start + n,
         n as f64 / secs,
         steps,
         crashes,
         takeovers,
+        stalls,
+        cuts,
         secs
     );
 }
@@ -50,11 +56,29 @@ fn seeds_b() {
     run_range(n / 2, n - n / 2, &Config::default());
 }
 
+/// 64 host slots, hosts running as nodes 63, 9, 40 and 0: live hosts
+/// beyond the lock's first 8-slot batch, the highest slot, recovery of
+/// every one of them. Fewer seeds (each lock acquisition scans 64 slots).
+#[test]
+fn seeds_wide() {
+    let n = seed_count(DEFAULT_SEEDS) / 10;
+    let cfg = Config {
+        wide: true,
+        ..Config::default()
+    };
+    run_range(100_000, n, &cfg);
+}
+
 #[test]
 fn replay() {
     if let Ok(s) = std::env::var("MARUFS_SIM_SEED") {
         let seed: u64 = s.parse().expect("MARUFS_SIM_SEED");
-        match run_seed(seed, &Config::default()) {
+        // Seeds of `seeds_wide` start at 100000.
+        let cfg = Config {
+            wide: seed >= 100_000,
+            ..Config::default()
+        };
+        match run_seed(seed, &cfg) {
             Ok(o) => println!("seed {seed}: ok {o:?}"),
             Err(e) => panic!("seed {seed}: {e}"),
         }
