@@ -19,7 +19,7 @@ use crate::vfs::{
     ioctl::{DirFile, Ioctls},
     mm::{FaultPlan, Faults},
     super_block::{NewSuperBlock, StatFs},
-    work::Periodic,
+    work::{Periodic, Tick},
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::{
@@ -128,6 +128,10 @@ pub struct MountData {
     root: Attrs,
     /// The lease was lost; said once.
     fenced: AtomicBool,
+    /// Every user mapping of the pool was revoked after the lease was lost.
+    revoked: AtomicBool,
+    /// Takeovers of other hosts already said in dmesg.
+    takeovers_said: AtomicU32,
     /// Heartbeat ticks so far.
     ticks: AtomicU32,
     /// Batched lookups' answers (`marufs_core::names`), allocated by the
@@ -590,6 +594,8 @@ impl FileSystem for Marufs {
                     generation: 0,
                 },
                 fenced: AtomicBool::new(false),
+                revoked: AtomicBool::new(false),
+                takeovers_said: AtomicU32::new(0),
                 ticks: AtomicU32::new(0),
             },
             GFP_KERNEL,
@@ -1132,6 +1138,11 @@ impl Keys for Marufs {
     }
 
     fn open(d: &MountData, k: &KeyState, write: bool, vouch: Option<(u64, u64)>) -> Result<OpenKey> {
+        if d.fenced.load(Ordering::Relaxed) {
+            // No holds can be taken any more: a key read now could be
+            // reclaimed under the reader.
+            return Err(ESHUTDOWN);
+        }
         if k.creating.load(Ordering::Acquire) {
             if k.creator_open.swap(true, Ordering::AcqRel) {
                 // Unpublished keys are visible only through their creating file.
@@ -1279,8 +1290,12 @@ impl Keys for Marufs {
             if let Some(r) = r.filter(|r| r.busy(d)) {
                 linger(d, k.handle(), false, r);
             } else {
+                // After a lost lease the hold is gone with the incarnation
+                // (survivors ignore a fenced host's holds): nothing to say.
                 if let Err(e) = fs.release(k.entry) {
-                    pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
+                    if !d.fenced.load(Ordering::Relaxed) && !fs.lost_lease() {
+                        pr_warn!("key entry {}: release failed: error {}\n", k.entry, e.errno());
+                    }
                 }
                 let _ = fs.drain_orphans();
             }
@@ -1462,6 +1477,12 @@ impl Ioctls for Marufs {
 
 impl Faults for Marufs {
     fn plan(d: &MountData, k: &KeyState, pos: u64, order: u32, write: bool) -> FaultPlan {
+        if d.fenced.load(Ordering::Relaxed) {
+            // Lost the lease: the units may belong to another host's keys
+            // by now (checked under the invalidate lock the revocation
+            // takes, so no fault planned before it maps after it).
+            return FaultPlan::SigBus;
+        }
         if write && !k.creating.load(Ordering::Acquire) {
             // Published keys are immutable: no writable mapping of them.
             return FaultPlan::SigBus;
@@ -1480,8 +1501,8 @@ impl Faults for Marufs {
         }
     }
 
-    fn mkwrite(_d: &MountData, k: &KeyState) -> bool {
-        let ok = k.creating.load(Ordering::Acquire);
+    fn mkwrite(d: &MountData, k: &KeyState) -> bool {
+        let ok = k.creating.load(Ordering::Acquire) && !d.fenced.load(Ordering::Relaxed);
         if ok {
             k.mapped_writable.store(true, Ordering::Release);
         }
@@ -1509,24 +1530,31 @@ impl Periodic for Marufs {
         }
     }
 
-    fn tick(d: &MountData) {
+    fn tick(d: &MountData) -> Tick {
         // TEST ONLY: the simulated cache evicts lines (dirty ones reach
         // memory) at any moment; here, a few hundred per tick.
         d.map.evict_some(512);
+        if d.fenced.load(Ordering::Relaxed) {
+            return if d.revoked.load(Ordering::Relaxed) {
+                Tick::Done
+            } else {
+                Tick::RevokeMappings
+            };
+        }
         let mut fs = d.fs();
+        if fs.lost_lease() {
+            // An operation found the lease expired or the epoch fenced.
+            drop(fs);
+            lost_lease(d, ESHUTDOWN.to_errno());
+            return Tick::RevokeMappings;
+        }
         if !fs.is_joined() {
-            return;
+            return Tick::Done;
         }
         if let Err(e) = fs.heartbeat() {
-            if !d.fenced.swap(true, Ordering::Relaxed) {
-                pr_err!(
-                    "node {}: lost its lease (error {}): the pool may have fenced this host; changes are refused, umount and mount again\n",
-                    d.node,
-                    e.errno()
-                );
-            }
-            d.read_only.store(true, Ordering::Relaxed);
-            return;
+            drop(fs);
+            lost_lease(d, e.errno());
+            return Tick::RevokeMappings;
         }
         // Renewal is cheap and comes first on every tick; scanning the peers
         // and reclaiming orphans (reads of every host slot) every 4th tick,
@@ -1539,12 +1567,46 @@ impl Periodic for Marufs {
             if let Err(e) = fs.check_peers() {
                 pr_warn!("node {}: checking peers failed: error {}\n", d.node, e.errno());
             }
+            // Takeovers happen in whichever lock acquisition first sees a
+            // peer silent past its expiry; said here, once per takeover.
+            let t = fs.takeovers();
+            let said = d.takeovers_said.swap(t, Ordering::Relaxed);
+            if t != said {
+                pr_info!(
+                    "node {}: took over {} host(s) that stopped renewing their lease\n",
+                    d.node,
+                    t.wrapping_sub(said)
+                );
+            }
             let _ = fs.drain_orphans();
         }
         drop(fs);
         // Then at most a twentieth of the lease (per tick of lease/4) on
         // zeroing free units ahead of use.
         zero_ahead(d, u64::from(d.lease_ms) * 50_000);
+        Tick::Done
+    }
+
+    fn revoked(d: &MountData, done: bool) {
+        if done && !d.revoked.swap(true, Ordering::Relaxed) {
+            pr_err!("node {}: every mapping of the pool on this host is revoked (faults get SIGBUS)\n", d.node);
+        }
+    }
+}
+
+/// This host lost its lease (its clock says it expired, or a survivor
+/// fenced its epoch): from now on the mount writes nothing to the pool,
+/// opens fail with `ESHUTDOWN`, faults get `SIGBUS`, zeroing stops, and the
+/// next tick revokes every user mapping. Said once in dmesg. Only a new
+/// mount (a new incarnation) writes again.
+fn lost_lease(d: &MountData, errno: i32) {
+    d.read_only.store(true, Ordering::Relaxed);
+    if !d.fenced.swap(true, Ordering::Relaxed) {
+        pr_err!(
+            "node {}: lost its lease (error {}): this host may have been fenced and taken over; it writes nothing more to the pool, its mappings are revoked and opens fail; umount and mount again\n",
+            d.node,
+            errno
+        );
     }
 }
 

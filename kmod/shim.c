@@ -194,7 +194,9 @@ void marufs_shim_memcpy(void *dst, const void *src, size_t len)
 
 u64 marufs_shim_ktime_ns(void)
 {
-	return ktime_get_ns();
+	/* Boottime: it advances through suspend, so a lease is never believed
+	 * across one. */
+	return ktime_get_boottime_ns();
 }
 
 u64 marufs_shim_real_ns(void)
@@ -386,11 +388,12 @@ unsigned long marufs_shim_get_unmapped_area(struct file *f, unsigned long addr,
 	return thp_get_unmapped_area(f, addr, len, pgoff, flags);
 }
 
-/* A self-rearming delayed work item calling fn(data). */
+/* A self-rearming delayed work item calling fn(data, sb). */
 struct marufs_periodic {
 	struct delayed_work work;
-	void (*fn)(void *data);
+	void (*fn)(void *data, struct super_block *sb);
 	void *data;
+	struct super_block *sb;
 	unsigned long period;
 };
 
@@ -399,12 +402,13 @@ static void marufs_periodic_fn(struct work_struct *w)
 	struct marufs_periodic *p =
 		container_of(to_delayed_work(w), struct marufs_periodic, work);
 
-	p->fn(p->data);
+	p->fn(p->data, p->sb);
 	queue_delayed_work(system_dfl_wq, &p->work, p->period);
 }
 
-struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms,
-						   void (*fn)(void *data))
+struct marufs_periodic *marufs_shim_periodic_start(void *data, struct super_block *sb,
+						   unsigned int period_ms,
+						   void (*fn)(void *data, struct super_block *sb))
 {
 	struct marufs_periodic *p = kzalloc(sizeof(*p), GFP_KERNEL);
 
@@ -412,6 +416,7 @@ struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int peri
 		return NULL;
 	p->fn = fn;
 	p->data = data;
+	p->sb = sb;
 	p->period = msecs_to_jiffies(period_ms);
 	INIT_DELAYED_WORK(&p->work, marufs_periodic_fn);
 	queue_delayed_work(system_dfl_wq, &p->work, p->period);
@@ -492,6 +497,51 @@ void marufs_shim_invalidate_unlock_shared(struct inode *inode)
 void marufs_shim_unmap_all(struct inode *inode)
 {
 	unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+}
+
+/*
+ * Zaps every user mapping of every regular file of `sb`, each under its
+ * invalidate lock (faults take it shared, so one that planned before the zap
+ * cannot insert after it). The walk is drop_pagecache_sb()'s. Runs only while
+ * the superblock is active and no unmount holds s_umount: false when it could
+ * not run now (the caller asks again later; an unmount tears the mappings
+ * down anyway).
+ */
+bool marufs_shim_unmap_sb(struct super_block *sb)
+{
+	struct inode *inode, *toput = NULL;
+
+	if (!down_read_trylock(&sb->s_umount))
+		return false;
+	if (!(sb->s_flags & SB_ACTIVE)) {
+		up_read(&sb->s_umount);
+		return false;
+	}
+	spin_lock(&sb->s_inode_list_lock);
+	list_for_each_entry(inode, &sb->s_inodes, i_sb_list) {
+		spin_lock(&inode->i_lock);
+		if ((inode_state_read(inode) & (I_FREEING | I_WILL_FREE | I_NEW)) ||
+		    !S_ISREG(inode->i_mode)) {
+			spin_unlock(&inode->i_lock);
+			continue;
+		}
+		__iget(inode);
+		spin_unlock(&inode->i_lock);
+		spin_unlock(&sb->s_inode_list_lock);
+
+		filemap_invalidate_lock(inode->i_mapping);
+		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+		filemap_invalidate_unlock(inode->i_mapping);
+		iput(toput);
+		toput = inode;
+
+		cond_resched();
+		spin_lock(&sb->s_inode_list_lock);
+	}
+	spin_unlock(&sb->s_inode_list_lock);
+	iput(toput);
+	up_read(&sb->s_umount);
+	return true;
 }
 
 /* Zaps every user mapping of the file from byte `from` (page-rounded up). */

@@ -39,8 +39,10 @@ struct marufs_param_value {
 
 /* Implemented in shim.c. */
 struct marufs_periodic;
-struct marufs_periodic *marufs_shim_periodic_start(void *data, unsigned int period_ms,
-						   void (*fn)(void *data));
+struct marufs_periodic *marufs_shim_periodic_start(void *data, struct super_block *sb,
+						   unsigned int period_ms,
+						   void (*fn)(void *data, struct super_block *sb));
+bool marufs_shim_unmap_sb(struct super_block *sb);
 void marufs_shim_periodic_stop(struct marufs_periodic *p);
 const void *marufs_shim_fs_parameters(void);
 void *marufs_shim_fc_ops_new(void (*free)(struct fs_context *),

@@ -99,9 +99,40 @@ launch_guest() {  # launch_guest HOST PRIMARY
 }
 ready() { grep -aq MARUFS-READY "$dir/$1.log" 2>/dev/null; }
 
+# Guest-driven faults: a guest prints "MARUFS-CTL stop HOST SECS" (SIGSTOP
+# that host's QEMU, SIGCONT after SECS: its vCPUs and devices stop; its
+# clock jumps forward on resume, as after a suspend) or "MARUFS-CTL kill
+# HOST" (SIGKILL: the host dies with whatever its caches held). A killed
+# host's exit status and log are not checked; the other hosts' are.
+control() {  # control J: acts on host J's MARUFS-CTL lines not acted on yet
+    local j=$1 lines k cmd tgt secs t qp i
+    mapfile -t lines < <(grep -a 'MARUFS-CTL ' "$dir/${hosts[$j]}.log" 2>/dev/null | sed 's/.*MARUFS-CTL //' | tr -d '\r')
+    for ((k = ${ctl_done[$j]:-0}; k < ${#lines[@]}; k++)); do
+        read -r cmd tgt secs <<<"${lines[$k]}"
+        t=-1
+        for i in "${!hosts[@]}"; do [ "${hosts[$i]}" = "$tgt" ] && t=$i; done
+        qp=
+        [ $t -ge 0 ] && [ -n "${pids[$t]:-}" ] && qp=$(pgrep -P "${pids[$t]}" | head -n1)
+        if [ -z "$qp" ]; then
+            echo "harness: ${hosts[$j]} asked \"$cmd $tgt\": no such running host" >>"$dir/summary.log"
+            continue
+        fi
+        case $cmd in
+        stop)
+            echo "harness: SIGSTOP of host $tgt's QEMU for ${secs}s (asked by ${hosts[$j]} at ${SECONDS}s)" >>"$dir/summary.log"
+            kill -STOP "$qp"; (sleep "$secs"; kill -CONT "$qp") & ;;
+        kill)
+            echo "harness: SIGKILL of host $tgt's QEMU (asked by ${hosts[$j]} at ${SECONDS}s)" >>"$dir/summary.log"
+            touch "$dir/$tgt.killed"; kill -KILL "$qp" ;;
+        *) echo "harness: unknown MARUFS-CTL \"${lines[$k]}\" from ${hosts[$j]}" >>"$dir/summary.log" ;;
+        esac
+    done
+    ctl_done[$j]=${#lines[@]}
+}
+
 run_scenario_once() {
     rm -f "$pool"; rm -rf "$dir"; mkdir -p "$dir"
-    pids=() started=()
+    pids=() started=() ctl_done=()
     local hosts=($HOSTS) i h alive boot_hang=0
     launch_guest "${hosts[0]}" 1
     i=1
@@ -110,6 +141,7 @@ run_scenario_once() {
         for j in "${!pids[@]}"; do
             kill -0 "${pids[$j]}" 2>/dev/null || continue
             alive=1
+            control "$j"
             if ! ready "${hosts[$j]}" && [ $((SECONDS - started[j])) -gt "$BOOT_TIMEOUT" ]; then
                 echo "host ${hosts[$j]}: no MARUFS-READY after ${BOOT_TIMEOUT}s: killed (boot hang)" >>"$dir/summary.log"
                 pkill -KILL -P "${pids[$j]}" 2>/dev/null; kill -KILL "${pids[$j]}" 2>/dev/null
@@ -127,6 +159,10 @@ run_scenario_once() {
     for j in "${!hosts[@]}"; do
         h=${hosts[$j]}
         wait "${pids[$j]}"; local rc=$?
+        if [ -e "$dir/$h.killed" ]; then
+            echo "=== host $h: killed by the harness as asked (qemu exit $rc); its log is not checked" >>"$dir/summary.log"
+            continue
+        fi
         {
             echo "=== host $h: qemu exit $rc"
             cat "$dir/$h.qemu"

@@ -64,7 +64,7 @@ pub(crate) type FcTreeFn = unsafe extern "C" fn(*mut bindings::fs_context) -> c_
 /// The `fill_super` callback of `get_tree_nodev`.
 pub(crate) type FillSuperFn = unsafe extern "C" fn(*mut bindings::super_block, *mut bindings::fs_context) -> c_int;
 /// The work function of a periodic item.
-pub(crate) type PeriodicFn = unsafe extern "C" fn(*mut c_void);
+pub(crate) type PeriodicFn = unsafe extern "C" fn(*mut c_void, *mut bindings::super_block);
 
 // Pointers to kernel structs cross this boundary only as pointers; the lint
 // looks at the pointees, some of which bindgen leaves empty in this config.
@@ -140,6 +140,7 @@ extern "C" {
     ) -> usize;
     pub(crate) fn marufs_shim_periodic_start(
         data: *mut c_void,
+        sb: *mut bindings::super_block,
         period_ms: u32,
         f: Option<PeriodicFn>,
     ) -> *mut Periodic;
@@ -164,6 +165,7 @@ extern "C" {
     pub(crate) fn marufs_shim_invalidate_lock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_invalidate_unlock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_unmap_all(inode: *mut bindings::inode);
+    pub(crate) fn marufs_shim_unmap_sb(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn marufs_shim_unmap_from(inode: *mut bindings::inode, from: u64);
     pub(crate) fn marufs_shim_dev_range_busy(phys: u64, len: u64) -> bool;
     pub(crate) fn marufs_shim_page_busy(page: *mut bindings::page) -> bool;

@@ -114,8 +114,9 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
         if let Some(ms) = period {
             // SAFETY: `p` is the live allocation just made; `(*p).data` stays
             // in place until `kill_sb::<T>` frees it, after stopping the work
-            // (`Mounted`'s invariant).
-            match unsafe { PeriodicWork::start::<T>(&(*p).data, ms) } {
+            // (`Mounted`'s invariant); the superblock `self.ptr` outlives
+            // `kill_sb::<T>`, which stops the work.
+            match unsafe { PeriodicWork::start::<T>(&(*p).data, self.ptr, ms) } {
                 // SAFETY: `p` is live and `work` a field no one else reads
                 // or writes yet: written in place, without a reference to
                 // the whole `Mounted` (the work may already read `data`).

@@ -4,7 +4,8 @@
 
 use super::shim;
 
-/// Monotonic time in nanoseconds (`ktime_get_ns`).
+/// Monotonic time in nanoseconds that advances through suspend
+/// (`ktime_get_boottime_ns`): leases are timed on it.
 pub fn ktime_ns() -> u64 {
     // SAFETY: no preconditions.
     unsafe { shim::marufs_shim_ktime_ns() }

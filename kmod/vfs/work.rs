@@ -10,7 +10,7 @@
 //! tick and keeps it from rearming.
 
 use super::{fs_context::FileSystem, shim};
-use kernel::{ffi::c_void, prelude::*};
+use kernel::{bindings, ffi::c_void, prelude::*};
 
 /// Periodic work of a filesystem's mount.
 pub trait Periodic: FileSystem {
@@ -18,7 +18,23 @@ pub trait Periodic: FileSystem {
     /// asked once when the superblock takes the mount's state.
     fn period_ms(d: &Self::Data) -> Option<u32>;
     /// Runs every period while mounted (process context, may sleep).
-    fn tick(d: &Self::Data);
+    /// Returns [`Tick::RevokeMappings`] when every user mapping of the
+    /// mount's files must be zapped now (later faults go to the
+    /// filesystem's fault handler again).
+    fn tick(d: &Self::Data) -> Tick;
+    /// After a [`Tick::RevokeMappings`]: `done` is false when the
+    /// revocation could not run now (an unmount is in progress, which tears
+    /// the mappings down itself); the next tick may ask again.
+    fn revoked(d: &Self::Data, done: bool);
+}
+
+/// What a tick asks of the mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing.
+    Done,
+    /// Zap every user mapping of every regular file of the mount.
+    RevokeMappings,
 }
 
 /// A running periodic work item for one mount.
@@ -38,17 +54,23 @@ unsafe impl Send for PeriodicWork {}
 unsafe impl Sync for PeriodicWork {}
 
 impl PeriodicWork {
-    /// Starts calling `T::tick(data)` every `period_ms`.
+    /// Starts calling `T::tick(data)` every `period_ms`, for the mount of
+    /// superblock `sb`.
     ///
     /// # Safety
     ///
     /// `data` must stay valid (not moved or dropped) until the returned value
-    /// is dropped.
-    pub(crate) unsafe fn start<T: Periodic>(data: &T::Data, period_ms: u32) -> Result<Self> {
+    /// is dropped, and so must the superblock `sb` (the work is stopped in
+    /// `kill_sb`, before the superblock is freed).
+    pub(crate) unsafe fn start<T: Periodic>(
+        data: &T::Data,
+        sb: *mut bindings::super_block,
+        period_ms: u32,
+    ) -> Result<Self> {
         let ptr = core::ptr::from_ref(data).cast_mut().cast::<c_void>();
-        // SAFETY: `ptr` stays valid while the work runs (function contract)
-        // and `tick_cb::<T>` reads it as the `T::Data` it is.
-        let p = unsafe { shim::marufs_shim_periodic_start(ptr, period_ms, Some(tick_cb::<T>)) };
+        // SAFETY: `ptr` and `sb` stay valid while the work runs (function
+        // contract) and `tick_cb::<T>` reads `ptr` as the `T::Data` it is.
+        let p = unsafe { shim::marufs_shim_periodic_start(ptr, sb, period_ms, Some(tick_cb::<T>)) };
         if p.is_null() {
             return Err(ENOMEM);
         }
@@ -69,12 +91,19 @@ impl Drop for PeriodicWork {
 ///
 /// # Safety
 ///
-/// `data` must be the pointer given to `PeriodicWork::start::<T>`, whose
-/// value has not been dropped (the shim calls this only while the item is
-/// not stopped).
-unsafe extern "C" fn tick_cb<T: Periodic>(data: *mut c_void) {
+/// `data` and `sb` must be the pointers given to `PeriodicWork::start::<T>`,
+/// whose values have not been dropped (the shim calls this only while the
+/// item is not stopped).
+unsafe extern "C" fn tick_cb<T: Periodic>(data: *mut c_void, sb: *mut bindings::super_block) {
     // SAFETY: `data` is a live `T::Data` (function contract); only shared
     // access is made, as by every other user of the mount's state.
     let d = unsafe { &*data.cast::<T::Data>() };
-    T::tick(d);
+    if T::tick(d) == Tick::RevokeMappings {
+        // SAFETY: `sb` is the live superblock the work was started for
+        // (function contract); the shim runs the walk only while it can take
+        // `s_umount` shared and the superblock is active, and pins each
+        // inode it visits.
+        let done = unsafe { shim::marufs_shim_unmap_sb(sb) };
+        T::revoked(d, done);
+    }
 }

@@ -88,3 +88,66 @@ fresh_mount() {
     mkfs.marufs -q -f /dev/dax0.0 || fail "mkfs.marufs"
     mount -t marufs ${1:+-o "$1"} /dev/dax0.0 "$M" || fail "mount -o $1"
 }
+
+# Milliseconds since boot (busybox date has no %N).
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+# Multi-host scripts: a host that fails leaves $M/app/peer-failed (when it
+# still can) so that the others stop waiting; wait_pool waits for a path on
+# the pool and gives up on the peer's failure or after SECS (default 240).
+peer_fail() {
+    [ -d "$M/app" ] && touch "$M/app/peer-failed" 2>/dev/null
+    echo "[$ROLE] FAIL: $*"; exit 1
+}
+wait_pool() {  # wait_pool PATH [SECS]
+    local i=0
+    while [ ! -e "$1" ]; do
+        [ -e "$M/app/peer-failed" ] && { echo "[$ROLE] FAIL: the other host failed"; exit 1; }
+        i=$((i + 1)); [ $i -gt $((${2:-240} * 10)) ] && peer_fail "timed out waiting for $1"
+        sleep 0.1
+    done
+}
+
+# Host B of a two-host scenario: wait until A's pool is formatted and A made
+# $M/app/ready (peeking with read-only mounts, which write nothing).
+wait_peer_ready() {
+    local i=0
+    until mount -t marufs -o ro /dev/dax0.0 "$M" 2>/dev/null && [ -e "$M/app/ready" ]; do
+        umount "$M" 2>/dev/null
+        i=$((i + 1)); [ $i -gt 240 ] && fail "A never got ready"
+        sleep 1
+    done
+    umount "$M" || fail "umount ro"
+}
+
+# Stores keys $M/app/PREFIX-N (2 MiB, seed 100+N) from N=FIRST on until one
+# fails, COUNT are stored or /tmp/stop-PREFIX exists; prints each store's
+# time and at the end the slowest; sets STORED and SLOWEST (ms).
+store_loop() {  # store_loop PREFIX FIRST COUNT
+    local n=$2 t0 ms
+    STORED=0 SLOWEST=0
+    while [ $STORED -lt "$3" ] && [ ! -e "/tmp/stop-$1" ]; do
+        t0=$(now_ms)
+        maru-testkit key-write "$M/app/$1-$n" --len $((2 << 20)) --seed $((100 + n)) >/dev/null 2>/tmp/store.err || return 1
+        ms=$(($(now_ms) - t0))
+        [ $ms -gt $SLOWEST ] && SLOWEST=$ms
+        echo "[$ROLE] stored $1-$n in $ms ms"
+        n=$((n + 1)); STORED=$((STORED + 1))
+        echo "[$ROLE] slowest store so far: $SLOWEST ms" > "/tmp/slowest-$1"
+    done
+}
+
+# Verifies every key $M/app/PREFIX-N visible (its seed is 100+N): a name is
+# visible only once its key is published, so each must be byte-exact.
+verify_visible() {  # verify_visible PREFIX -> prints the count
+    local f n c=0
+    for f in "$M/app/$1"-*; do
+        [ -e "$f" ] || continue
+        n=${f##*-}
+        case $n in *[!0-9]*|'') continue ;; esac
+        maru-testkit key-verify "$f" --len $((2 << 20)) --seed $((100 + n)) >/dev/null \
+            || peer_fail "visible key $f is not byte-exact"
+        c=$((c + 1))
+    done
+    echo $c
+}

@@ -140,6 +140,19 @@ enum Cmd {
         #[arg(long)]
         offset: usize,
     },
+    /// Map PATH read-only and read every page, wait until the file WAIT
+    /// exists (a guest-local path), then read every page again: a mapping
+    /// revoked meanwhile dies of SIGBUS (exit 135 from the shell).
+    MapHold {
+        /// Path of the key.
+        path: String,
+        /// Mapping length.
+        #[arg(long)]
+        map_len: usize,
+        /// Wait for this file to exist before the second pass.
+        #[arg(long)]
+        wait: String,
+    },
     /// O_TMPFILE + linkat publishing: invisible before, published by linkat,
     /// the creator's writable mapping revoked (SIGBUS on write), an unlinked
     /// tmpfile discarded.
@@ -994,6 +1007,29 @@ fn main() -> Result<()> {
             // SAFETY: may fault (that is the test); volatile so it happens.
             let b = unsafe { std::ptr::read_volatile(m.as_ptr().add(offset)) };
             println!("byte {offset}: {b}");
+        }
+        Cmd::MapHold {
+            path,
+            map_len,
+            wait,
+        } => {
+            let f = std::fs::File::open(&path)?;
+            // SAFETY: read-only shared mapping of an immutable key.
+            let m = unsafe { MmapOptions::new().len(map_len).map(&f) }?;
+            let pass = |what: &str| {
+                let mut sum = 0u64;
+                for off in (0..map_len).step_by(4096) {
+                    // SAFETY: inside the mapping; may fault (that is the
+                    // test); volatile so that every page is touched.
+                    sum += u64::from(unsafe { std::ptr::read_volatile(m.as_ptr().add(off)) });
+                }
+                println!("{what}: read {} pages (sum {sum})", map_len / 4096);
+            };
+            pass("mapped");
+            while !std::path::Path::new(&wait).exists() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            pass("after the wait");
         }
         Cmd::DaxWrite {
             range: r,

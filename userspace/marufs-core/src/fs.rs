@@ -357,6 +357,11 @@ pub struct Fs<M: Media, E: Env> {
     tun: Tunables,
     lease_until: u64,
     joined: bool,
+    /// Set when this incarnation found its lease expired or its epoch
+    /// fenced (then `joined` is false): it writes nothing more.
+    lost_lease: bool,
+    /// Other hosts' incarnations this one recovered (took over), in all.
+    takeovers: u32,
     locked: bool,
     next_seq: u64,
     obs: [Obs; MAX_HOSTS],
@@ -404,6 +409,8 @@ impl<M: Media, E: Env> Fs<M, E> {
             tun,
             lease_until: 0,
             joined: false,
+            lost_lease: false,
+            takeovers: 0,
             locked: false,
             next_seq: 1,
             obs: [Obs::default(); MAX_HOSTS],
@@ -443,6 +450,17 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// True between a successful join and leave/fencing.
     pub fn is_joined(&self) -> bool {
         self.joined
+    }
+    /// How many incarnations of other hosts this one has taken over (fenced
+    /// and recovered) since it joined, in any operation's lock acquisition.
+    pub fn takeovers(&self) -> u32 {
+        self.takeovers
+    }
+    /// Whether this incarnation lost its lease (expired on its clock, or a
+    /// survivor fenced its epoch) since it joined: it writes nothing more,
+    /// and the environment should revoke what it handed out (mappings).
+    pub fn lost_lease(&self) -> bool {
+        self.lost_lease
     }
     /// The media.
     pub fn media(&self) -> &M {
@@ -675,6 +693,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         let now = self.env.now_ns();
         if now >= self.lease_until {
             self.joined = false;
+            self.lost_lease = true;
             return Err(Error::Fenced);
         }
         if now.saturating_add(self.tun.guard_ns) >= self.lease_until {
@@ -691,6 +710,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     fn check_fence(&mut self) -> Result<()> {
         if self.reg(self.node)?.fenced_epoch >= self.epoch {
             self.joined = false;
+            self.lost_lease = true;
             return Err(Error::Fenced);
         }
         Ok(())
@@ -705,6 +725,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         let now = self.env.now_ns();
         if now >= self.lease_until || self.reg(self.node)?.fenced_epoch >= self.epoch {
             self.joined = false;
+            self.lost_lease = true;
             return Err(Error::Fenced);
         }
         self.renew(now)
@@ -1030,7 +1051,11 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut ns = self.nshdr()?;
         ns.pending_recovery &= !(1u64 << j);
         self.put_nshdr(&mut t, &ns)?;
-        self.commit(t)
+        self.commit(t)?;
+        if j != self.node {
+            self.takeovers = self.takeovers.wrapping_add(1);
+        }
+        Ok(())
     }
 
     /// Moves the chunks owned by `j` with epoch `<= upto` to this host.
@@ -1325,6 +1350,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.set_lock_word(host_word::CHOOSING, 0)?;
         self.set_lock_word(host_word::TICKET, 0)?;
         self.joined = true;
+        self.lost_lease = false;
         self.renew(now)?;
         self.obs = [Obs::default(); MAX_HOSTS];
         self.own_n = 0;
@@ -1450,9 +1476,10 @@ impl<M: Media, E: Env> Fs<M, E> {
         if !need {
             return Ok(0);
         }
-        let before = self.nshdr()?.pending_recovery;
+        let before = self.takeovers;
         self.locked(|fs| {
-            let mut n = before.count_ones();
+            // Hosts fenced and recovered in this acquisition (`after_lock`).
+            let mut n = fs.takeovers.wrapping_sub(before);
             for j in 0..fs.geo.max_hosts {
                 if j == fs.node {
                     continue;
