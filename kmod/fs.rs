@@ -74,7 +74,7 @@ fn release_mount(phys: u64, node: u32) {
 /// statfs `f_type` and `s_magic` of marufs ("MARU").
 pub const MARUFS_MAGIC: u64 = 0x4d41_5255;
 /// Default lease of a host's membership.
-const DEFAULT_LEASE_MS: u32 = 10_000;
+const DEFAULT_LEASE_MS: u32 = 1_000;
 
 /// The marufs filesystem type.
 pub struct Marufs;
@@ -152,8 +152,40 @@ pub struct MountData {
 const NAME_GROUPS: usize = 1024;
 
 impl MountData {
-    fn fs(&self) -> MutexGuard<'_, CoreFs> {
-        self.fs.lock()
+    fn fs(&self) -> FsGuard<'_> {
+        FsGuard {
+            d: self,
+            g: self.fs.lock(),
+        }
+    }
+}
+
+/// The core's state, locked: when an operation finds the lease lost
+/// (`Fenced`), the mount says so and stops opens and faults as the guard
+/// goes, not only at the next heartbeat tick (which revokes the mappings).
+struct FsGuard<'a> {
+    d: &'a MountData,
+    g: MutexGuard<'a, CoreFs>,
+}
+
+impl core::ops::Deref for FsGuard<'_> {
+    type Target = CoreFs;
+    fn deref(&self) -> &CoreFs {
+        &self.g
+    }
+}
+
+impl core::ops::DerefMut for FsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut CoreFs {
+        &mut self.g
+    }
+}
+
+impl Drop for FsGuard<'_> {
+    fn drop(&mut self) {
+        if self.g.lost_lease() && !self.d.fenced.load(Ordering::Relaxed) {
+            lost_lease(self.d, ESHUTDOWN.to_errno());
+        }
     }
 }
 
@@ -348,6 +380,9 @@ pub(crate) const TEST_SKIP_WRITE_BACK: u32 = 1;
 pub(crate) const TEST_SKIP_INVALIDATE: u32 = 2;
 /// Ignore page references (pins) when giving up a key's units.
 pub(crate) const TEST_SKIP_PINS: u32 = 4;
+/// Allow `IOC_TEST_HOLD_LOCK` (a host that holds the cross-host lock for a
+/// while, to be killed holding it).
+pub(crate) const TEST_HOLD_LOCK: u32 = 8;
 
 fn test_skips(what: u32) -> bool {
     crate::test_skip() & what != 0
@@ -1460,6 +1495,12 @@ impl Ioctls for Marufs {
     fn dir_ioctl(d: &MountData, dir: &DirFile<Self>, cmd: u32, arg: usize) -> Result<u32> {
         match cmd {
             abi::IOC_LOOKUP => crate::batch::lookup(d, dir, arg),
+            abi::IOC_TEST_HOLD_LOCK if test_skips(TEST_HOLD_LOCK) => {
+                ensure_rw(d)?;
+                let ms = u64::try_from(arg).unwrap_or(u64::MAX).min(600_000);
+                d.fs().hold_lock_for(ms * 1_000_000).map_err(kerr)?;
+                Ok(0)
+            }
             _ => Err(ENOTTY),
         }
     }
@@ -1552,6 +1593,11 @@ impl Periodic for Marufs {
             return Tick::Done;
         }
         if let Err(e) = fs.heartbeat() {
+            if !fs.lost_lease() {
+                // Not a lost lease (a media error): tried again next tick.
+                pr_warn!("node {}: heartbeat failed: error {}\n", d.node, e.errno());
+                return Tick::Done;
+            }
             drop(fs);
             lost_lease(d, e.errno());
             return Tick::RevokeMappings;

@@ -5,7 +5,7 @@
 
 use crate::marufs_core::{Env, Media, MediaError};
 use crate::vfs::{dax::DaxMapping, sys};
-use kernel::sync::Arc;
+use kernel::{pr_err, pr_info, sync::Arc};
 
 /// The pool as this host's kernel sees it.
 pub struct KMedia {
@@ -55,5 +55,23 @@ impl Env for KEnv {
         // Killable: a mount waiting on a node's slot can be given up.
         let ms = u32::try_from(ns / 1_000_000).unwrap_or(u32::MAX).max(1);
         !sys::sleep_killable(ms)
+    }
+    fn fence_host(&self, node: u32, epoch: u64) -> bool {
+        match sys::fence_host(node, epoch) {
+            sys::FenceHook::None => true,
+            sys::FenceHook::Done => {
+                pr_info!("fence helper cut node {} (epoch {}) off the pool\n", node, epoch);
+                true
+            }
+            sys::FenceHook::Failed(rc) => {
+                pr_err!(
+                    "fence helper failed for node {} (epoch {}, status {}): its takeover is postponed\n",
+                    node,
+                    epoch,
+                    rc
+                );
+                false
+            }
+        }
     }
 }

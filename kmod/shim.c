@@ -21,7 +21,48 @@
 #include <linux/memremap.h>
 #include <linux/percpu-refcount.h>
 #include <linux/sched/signal.h>
+#include <linux/moduleparam.h>
+#include <linux/umh.h>
 #include "shim.h"
+
+/*
+ * The fabric-fencing hook (protocol.md, "Fencing model"): a program run as
+ * `PROGRAM fence NODE EPOCH` before this host takes over a host it judged
+ * dead. It must cut that host off the pool (fabric manager, switch port,
+ * device access control, power) and exit 0; any other exit postpones the
+ * takeover. Empty: software fencing only.
+ */
+static char *fence_helper;
+module_param(fence_helper, charp, 0644);
+MODULE_PARM_DESC(fence_helper,
+		 "program run as 'PROGRAM fence NODE EPOCH' to cut a host off the pool before taking it over; exit 0 = cut off (default: none, software fencing only)");
+
+/*
+ * MARUFS_FENCE_NONE: no helper set; otherwise 0 when the helper exited 0, a
+ * negative errno when it could not run, or its (non-zero) wait status. The
+ * wait is killable: a fatal signal ends it (as a failure).
+ */
+int marufs_shim_fence_host(u32 node, u64 epoch)
+{
+	static char *envp[] = { "HOME=/", "PATH=/sbin:/bin:/usr/sbin:/usr/bin", NULL };
+	char n[16], e[24];
+	char *argv[] = { NULL, "fence", n, e, NULL };
+	char *path = NULL;
+	int rc;
+
+	kernel_param_lock(THIS_MODULE);
+	if (fence_helper && *fence_helper)
+		path = kstrdup(fence_helper, GFP_KERNEL);
+	kernel_param_unlock(THIS_MODULE);
+	if (!path)
+		return MARUFS_FENCE_NONE;
+	snprintf(n, sizeof(n), "%u", node);
+	snprintf(e, sizeof(e), "%llu", epoch);
+	argv[0] = path;
+	rc = call_usermodehelper(path, argv, envp, UMH_WAIT_PROC | UMH_KILLABLE);
+	kfree(path);
+	return rc;
+}
 
 /* statfs f_type of marufs: "MARU" */
 #define MARUFS_MAGIC 0x4d415255

@@ -43,6 +43,9 @@ struct marufs_periodic *marufs_shim_periodic_start(void *data, struct super_bloc
 						   unsigned int period_ms,
 						   void (*fn)(void *data, struct super_block *sb));
 bool marufs_shim_unmap_sb(struct super_block *sb);
+/* Above any wait status (16 bits) and not a negative errno. */
+#define MARUFS_FENCE_NONE 0x10000
+int marufs_shim_fence_host(u32 node, u64 epoch);
 void marufs_shim_periodic_stop(struct marufs_periodic *p);
 const void *marufs_shim_fs_parameters(void);
 void *marufs_shim_fc_ops_new(void (*free)(struct fs_context *),

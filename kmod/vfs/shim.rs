@@ -166,6 +166,7 @@ extern "C" {
     pub(crate) fn marufs_shim_invalidate_unlock_shared(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_unmap_all(inode: *mut bindings::inode);
     pub(crate) fn marufs_shim_unmap_sb(sb: *mut bindings::super_block) -> bool;
+    pub(crate) fn marufs_shim_fence_host(node: u32, epoch: u64) -> c_int;
     pub(crate) fn marufs_shim_unmap_from(inode: *mut bindings::inode, from: u64);
     pub(crate) fn marufs_shim_dev_range_busy(phys: u64, len: u64) -> bool;
     pub(crate) fn marufs_shim_page_busy(page: *mut bindings::page) -> bool;

@@ -31,3 +31,29 @@ pub fn sleep_killable(ms: u32) -> bool {
     // unmount path, and join's watch of a node's slot at mount).
     unsafe { shim::marufs_shim_sleep_killable(ms) }
 }
+
+/// The outcome of the fabric-fencing hook (module parameter `fence_helper`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceHook {
+    /// No helper is set: software fencing only.
+    None,
+    /// The helper exited 0: the host is cut off.
+    Done,
+    /// The helper could not be run or exited non-zero (its wait status).
+    Failed(i32),
+}
+
+/// `MARUFS_FENCE_NONE` of `shim.h`: no helper is set.
+const FENCE_NONE: i32 = 0x10000;
+
+/// Runs the fence helper for host `node`'s incarnation `epoch`, waiting for
+/// it to exit (process context; may sleep).
+pub fn fence_host(node: u32, epoch: u64) -> FenceHook {
+    // SAFETY: no preconditions beyond process context, which every caller
+    // of the core's lock acquisition is in.
+    match unsafe { shim::marufs_shim_fence_host(node, epoch) } {
+        FENCE_NONE => FenceHook::None,
+        0 => FenceHook::Done,
+        rc => FenceHook::Failed(rc),
+    }
+}

@@ -3,7 +3,8 @@
 # stores keys in a loop. The survivor A keeps storing (its slowest store is
 # reported), takes B over, and finds every visible key of B's byte-exact (a
 # name is visible only once published); remounting B's node recovers, and
-# maru-fsck -n is clean (no leaked units).
+# maru-fsck -n is clean (no leaked units). The fence helper (module
+# parameter) is run for B before A takes it over.
 . /lib/marufs/guest-lib.sh
 M=/mnt/maru
 LEASE=3000
@@ -27,6 +28,9 @@ a)
     done
     took=$(($(now_ms) - t0))
     log "took B over ${took} ms after B asked to be killed (lease ${LEASE} ms)"
+    # The fabric-fencing hook ran first (module parameter fence_helper).
+    grep -q "^fence 1 1$" /tmp/fence-calls 2>/dev/null || fail "the fence helper was not run for node 1 epoch 1"
+    dmesg | grep -q "fence helper cut node 1 (epoch 1) off the pool" || fail "no dmesg line for the fence helper"
     sleep 3
     touch /tmp/stop-a; wait $sl
     cat /tmp/slowest-a

@@ -140,6 +140,15 @@ enum Cmd {
         #[arg(long)]
         offset: usize,
     },
+    /// TEST ONLY: hold the cross-host namespace lock for MS milliseconds
+    /// (the ioctl needs module parameter test_skip bit 8).
+    HoldLock {
+        /// An application directory of the mount.
+        dir: String,
+        /// How long.
+        #[arg(long)]
+        ms: u32,
+    },
     /// Map PATH read-only and read every page, wait until the file WAIT
     /// exists (a guest-local path), then read every page again: a mapping
     /// revoked meanwhile dies of SIGBUS (exit 135 from the shell).
@@ -1007,6 +1016,22 @@ fn main() -> Result<()> {
             // SAFETY: may fault (that is the test); volatile so it happens.
             let b = unsafe { std::ptr::read_volatile(m.as_ptr().add(offset)) };
             println!("byte {offset}: {b}");
+        }
+        Cmd::HoldLock { dir, ms } => {
+            let d = std::fs::File::open(&dir)?;
+            println!("taking the namespace lock for {ms} ms");
+            // SAFETY: an integer-argument ioctl on an open directory.
+            let r = unsafe {
+                libc::ioctl(
+                    std::os::fd::AsRawFd::as_raw_fd(&d),
+                    marufs_core::abi::IOC_TEST_HOLD_LOCK as _,
+                    ms as libc::c_ulong,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+            println!("released the namespace lock");
         }
         Cmd::MapHold {
             path,

@@ -66,6 +66,12 @@ pub fn lookup_results_len(count: u32, flags: u64) -> usize {
 /// deleted with `unlink`).
 pub const IOC_DISCARD: u32 = ioc(0, 2, 0);
 
+/// TEST ONLY, refused (`ENOTTY`) unless the module's `test_skip` has bit 8:
+/// `_IO('m', 3)` on an application directory, the argument a number of
+/// milliseconds: takes the cross-host namespace lock and keeps it that long
+/// (renewing the lease), so a test can kill a host that holds the lock.
+pub const IOC_TEST_HOLD_LOCK: u32 = ioc(0, 3, 0);
+
 /// Size of [`LookupReq`] on the wire.
 pub const LOOKUP_REQ_SIZE: usize = 32;
 /// Size of [`LookupRes`] on the wire.
@@ -252,6 +258,7 @@ mod tests {
         // _IOWR('m', 1, 32 bytes) and _IO('m', 2) as C computes them.
         assert_eq!(IOC_LOOKUP, 0xc020_6d01);
         assert_eq!(IOC_DISCARD, 0x6d02);
+        assert_eq!(IOC_TEST_HOLD_LOCK, 0x6d03);
     }
 
     #[test]

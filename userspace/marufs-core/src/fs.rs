@@ -238,7 +238,8 @@ pub fn watch_hosts<M: Media, E: Env>(
     if watch == 0 {
         return Ok(out);
     }
-    // A torn identity has no lease: the default mount option's (10 s).
+    // A torn identity has no lease: assume 10 s (ten of the default mount
+    // option's), erring on the side of waiting.
     if lease == 0 {
         lease = 10_000_000_000;
     }
@@ -887,6 +888,22 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.set_lock_word(host_word::TICKET, 0)
     }
 
+    /// TEST ONLY (the kernel's `IOC_TEST_HOLD_LOCK`): takes the namespace
+    /// lock and keeps it for `ns` of this host's clock, renewing the lease
+    /// meanwhile, so that a test can kill a host while it holds the lock.
+    pub fn hold_lock_for(&mut self, ns: u64) -> Result<()> {
+        self.locked(|fs| {
+            let t0 = fs.env.now_ns();
+            while fs.env.now_ns().saturating_sub(t0) < ns {
+                fs.ensure_lease()?;
+                if !fs.env.pause(fs.tun.guard_ns / 2) {
+                    return Err(Error::Interrupted);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Runs `f` under the namespace lock.
     fn locked<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.lock()?;
@@ -902,11 +919,25 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// Replays host `j`'s journal record if it is valid and neither applied by `j`
     /// nor replayed by a survivor. Returns the sequence to record.
     #[inline(never)]
-    fn replay_journal_of(&self, j: u32) -> Result<Option<u64>> {
+    fn replay_journal_of(&mut self, j: u32) -> Result<Option<u64>> {
         let reg = self.reg(j)?;
         match journal::pending(&self.m, &self.geo, j)? {
-            Some(p) if p.seq > reg.replayed_seq => {
+            Some(p) if p.seq > reg.replayed_seq && j == self.node => {
+                // Our own dead incarnation's record: nobody else writes it.
                 journal::apply(&self.m, &self.geo, j, &p)?;
+                Ok(Some(p.seq))
+            }
+            Some(p) if p.seq > reg.replayed_seq => {
+                // Another host's: copied into our own journal and re-checked
+                // there, then applied from our copy, so that a stalled host
+                // that resumes and rewrites its record meanwhile cannot make
+                // us apply a mix of two records.
+                let mut t = self.txn();
+                if !journal::copy_record(&self.m, &self.geo, j, &p, &mut t)? {
+                    // Its host is alive and writing: not taken over now.
+                    return Err(Error::Again);
+                }
+                self.commit(t)?;
                 Ok(Some(p.seq))
             }
             _ => Ok(None),
@@ -946,7 +977,6 @@ impl<M: Media, E: Env> Fs<M, E> {
         if self.rejoining_as(me, self.ident(me)?)? {
             self.replay_and_record(me)?;
         }
-        let ns = self.nshdr()?;
         // Phase 1: journals first, before any new mutation (replay is idempotent).
         let mut fence: [u64; MAX_HOSTS] = [0; MAX_HOSTS];
         let mut any = false;
@@ -980,9 +1010,15 @@ impl<M: Media, E: Env> Fs<M, E> {
                     // The fabric cuts the dead host off (where it can) before
                     // anything of it is replayed or taken over: a host that
                     // only stalled can then write nothing when it resumes.
+                    // The hook may take a while (a fabric manager's round
+                    // trip): the lease is renewed first and checked after
+                    // (the helper must return well within it).
+                    let now = self.env.now_ns();
+                    self.renew(now)?;
                     if !self.env.fence_host(j, id.epoch) {
                         return Err(Error::Again);
                     }
+                    self.ensure_lease()?;
                     if let Some(f) = fence.get_mut(j as usize) {
                         *f = id.epoch;
                     }
@@ -990,7 +1026,11 @@ impl<M: Media, E: Env> Fs<M, E> {
                     fenced_now = true;
                 }
             }
-            if fenced_now || ns.pending_recovery & bit != 0 || self.rejoining_as(j, ident)? {
+            // A host whose fence is already recorded (pending recovery) had
+            // its record replayed before the fence was committed: a record
+            // of it appearing since was written by a zombie after its fence
+            // and is never applied (quarantine).
+            if fenced_now || self.rejoining_as(j, ident)? {
                 self.replay_and_record(j)?;
             }
         }

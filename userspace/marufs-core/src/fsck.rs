@@ -366,6 +366,11 @@ pub fn run<M: Media>(
         let id = HostIdent::decode(&ld::<M, 64>(m, g.host_slot(j))?);
         let reg = RegRec::decode(&ld::<M, REG_SIZE>(m, g.reg(j))?);
         let live = match id {
+            // Online, a torn identity line is a host that crashed in the
+            // middle of writing it (a crash inside a multi-word store): its
+            // next join takes the slot with a newer epoch (`Fs::join`). Not
+            // a problem while the pool is in use; offline it is reported.
+            None if o.online => false,
             None => {
                 problem(Kind::HostSlotCorrupt, u64::from(j), 0, &mut sum);
                 false
@@ -385,7 +390,7 @@ pub fn run<M: Media>(
                 }
             }
         }
-        let fenced_active = id.is_some_and(|i| i.state == host_state::ACTIVE);
+        let fenced_active = id.is_none_or(|i| i.state == host_state::ACTIVE);
         if !(live || o.online && fenced_active) {
             let w = ld::<M, 32>(m, g.host_slot(j) + 64)?;
             if super::layout::rd64(&w, 16) != 0 || super::layout::rd64(&w, 24) != 0 {

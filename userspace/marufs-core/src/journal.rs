@@ -34,6 +34,8 @@ pub struct Txn {
     crc: u32,
     /// A final op was added ([`Txn::put_last`]): nothing may follow it.
     sealed: bool,
+    /// An op being streamed ([`Txn::begin_op`]): its data's start and length.
+    open: Option<(u64, u64)>,
 }
 
 /// A pending (valid, unapplied) record.
@@ -64,6 +66,7 @@ impl Txn {
             count: 0,
             crc: crc::INIT,
             sealed: false,
+            open: None,
         }
     }
 
@@ -79,7 +82,7 @@ impl Txn {
     /// Appends "write `data` at `off`" (not applied until [`Txn::commit`]).
     /// Ops are applied in order, each flushed before the next is written.
     pub fn put<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, data: &[u8]) -> Result<()> {
-        if self.sealed {
+        if self.sealed || self.open.is_some() {
             return Err(Error::InvalidArgument);
         }
         let len = data.len() as u64;
@@ -110,6 +113,64 @@ impl Txn {
         Ok(())
     }
 
+    /// Starts an op "write `len` bytes at `off`" whose data follows in
+    /// [`op_data`](Self::op_data) pieces, then [`end_op`](Self::end_op)
+    /// (for copying another host's record without a buffer of its size).
+    pub fn begin_op<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, len: u64) -> Result<()> {
+        if self.sealed || self.open.is_some() {
+            return Err(Error::InvalidArgument);
+        }
+        let padded = len.div_ceil(8) * 8;
+        if !target_ok(g, off, len) || len > u64::from(u32::MAX) {
+            return Err(Error::InvalidArgument);
+        }
+        if self.pos + OP_HDR + padded > CAP {
+            return Err(Error::Busy);
+        }
+        let mut h = [0u8; OP_HDR as usize];
+        wr64(&mut h, 0, off);
+        wr32(&mut h, 8, len as u32);
+        m.store(self.base + OPS + self.pos, &h)?;
+        self.crc = crc::update(self.crc, &h);
+        self.open = Some((self.pos + OP_HDR, len));
+        self.pos += OP_HDR;
+        Ok(())
+    }
+
+    /// The next piece of the open op's data (see [`begin_op`](Self::begin_op)).
+    pub fn op_data<M: Media>(&mut self, m: &M, data: &[u8]) -> Result<()> {
+        let Some((start, len)) = self.open else {
+            return Err(Error::InvalidArgument);
+        };
+        if self.pos + data.len() as u64 > start + len {
+            return Err(Error::InvalidArgument);
+        }
+        m.store(self.base + OPS + self.pos, data)?;
+        self.crc = crc::update(self.crc, data);
+        self.pos += data.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the open op: checks its data is complete and pads it.
+    pub fn end_op<M: Media>(&mut self, m: &M) -> Result<()> {
+        let Some((start, len)) = self.open.take() else {
+            return Err(Error::InvalidArgument);
+        };
+        if self.pos != start + len {
+            return Err(Error::InvalidArgument);
+        }
+        let pad = (len.div_ceil(8) * 8 - len) as usize;
+        if pad > 0 {
+            let z = [0u8; 8];
+            let z = z.get(..pad).unwrap_or(&[]);
+            m.store(self.base + OPS + self.pos, z)?;
+            self.crc = crc::update(self.crc, z);
+            self.pos += pad as u64;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
     /// Sequence number of this transaction.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -128,6 +189,9 @@ impl Txn {
     /// Writes the header, flushes the record, applies it in place, flushes, and
     /// marks it applied. Returns the sequence number used.
     pub fn commit<M: Media>(self, m: &M, g: &Geometry, host: u32) -> Result<u64> {
+        if self.open.is_some() {
+            return Err(Error::InvalidArgument);
+        }
         if self.count == 0 {
             return Ok(self.seq);
         }
@@ -235,6 +299,74 @@ pub fn pending<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pendin
         Some(p) if p.seq > applied => Ok(Some(p)),
         _ => Ok(None),
     }
+}
+
+/// Copies host `host`'s pending record `p` into `t` (a transaction of the
+/// calling host, in its own journal, which no other host writes), re-reading
+/// it from the media and re-checking its header and CRC against what was
+/// copied. True: `t` now holds exactly the record `p`, to be committed (and
+/// so applied) by the caller. False: the record changed while it was read —
+/// its host is alive and writing (a stalled host that resumed), and then it
+/// had applied `p` itself before it started overwriting it; nothing of it may
+/// be applied. A replayer never applies a record in place from a journal its
+/// owner might rewrite meanwhile.
+pub fn copy_record<M: Media>(
+    m: &M,
+    g: &Geometry,
+    host: u32,
+    p: &Pending,
+    t: &mut Txn,
+) -> Result<bool> {
+    let base = g.journal(host);
+    m.invalidate(base + HDR, 64)?;
+    let mut hdr = [0u8; 24];
+    m.load(base + HDR, &mut hdr)?;
+    if rd64(&hdr, 0) != p.seq
+        || rd32(&hdr, 8) != p.count
+        || rd32(&hdr, 12) != p.len
+        || rd32(&hdr, 20) != JMAGIC
+    {
+        return Ok(false);
+    }
+    let c = rd32(&hdr, 16);
+    m.invalidate(base + OPS, u64::from(p.len))?;
+    let mut st = crc::INIT;
+    let mut pos: u64 = 0;
+    let mut buf = [0u8; 64];
+    for _ in 0..p.count {
+        let mut oh = [0u8; OP_HDR as usize];
+        if pos + OP_HDR > u64::from(p.len) {
+            return Ok(false);
+        }
+        m.load(base + OPS + pos, &mut oh)?;
+        st = crc::update(st, &oh);
+        let off = rd64(&oh, 0);
+        let sz = u64::from(rd32(&oh, 8));
+        let padded = sz.div_ceil(8) * 8;
+        if !target_ok(g, off, sz) || pos + OP_HDR + padded > u64::from(p.len) {
+            return Ok(false);
+        }
+        t.begin_op(m, g, off, sz)?;
+        let mut done = 0u64;
+        while done < padded {
+            let k = (padded - done).min(64) as usize;
+            let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
+            m.load(base + OPS + pos + OP_HDR + done, piece)?;
+            st = crc::update(st, piece);
+            // The op's data, then its padding (zero in the copy).
+            let data = (sz.saturating_sub(done) as usize).min(k);
+            t.op_data(m, piece.get(..data).unwrap_or(&[]))?;
+            done += k as u64;
+        }
+        t.end_op(m)?;
+        pos += OP_HDR + padded;
+    }
+    let mut tail = [0u8; 16];
+    if let Some(x) = hdr.get(..16) {
+        tail.copy_from_slice(x);
+    }
+    st = crc::update(st, &tail);
+    Ok(crc::finish(st) == c && pos == u64::from(p.len))
 }
 
 /// Applies a validated record of host `host` in place and flushes each target.

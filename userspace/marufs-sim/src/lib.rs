@@ -1073,8 +1073,15 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
         g.clock += dt;
         out.steps = g.steps;
     }
-    // Final: every host left; strict fsck must be clean.
-    let all_up: Vec<usize> = (0..nhosts).filter(|&h| hosts[h].fs.is_some()).collect();
+    // Final: every host left; strict fsck must be clean. A host that went
+    // down in the last round (its lease ran out while the others worked)
+    // mounts again first, as its next boot would.
+    let all_up: Vec<usize> = (0..nhosts).collect();
+    for h in 0..nhosts {
+        if hosts[h].fs.is_none() {
+            sim.restart(h);
+        }
+    }
     sim.start_round(&all_up, 3_000_000);
     let mut g = sim.lock();
     for c in g.may_crash.iter_mut() {
@@ -1086,9 +1093,23 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
         for h in all_up.iter().copied() {
             let mut fs = hosts[h].fs.take();
             let sim2 = sim.clone();
+            let node = node_of(h);
             hs.push(s.spawn(move || {
+                if fs.is_none() {
+                    let m = SimMedia {
+                        sim: sim2.clone(),
+                        host: h,
+                    };
+                    match Fs::open(m.clone(), m, node, tunables()) {
+                        Ok(f) => fs = Some(f),
+                        Err(e) => {
+                            sim2.finish(h);
+                            return Some(Err(e));
+                        }
+                    }
+                }
                 let r = fs.as_mut().map(|f| match f.heartbeat() {
-                    Err(Error::Fenced) => f.join().and_then(|_| f.leave()),
+                    Err(Error::Fenced | Error::NotJoined) => f.join().and_then(|_| f.leave()),
                     _ => f.leave(),
                 });
                 sim2.finish(h);

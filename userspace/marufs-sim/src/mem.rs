@@ -232,9 +232,8 @@ impl Sim {
         let mut g = self.lock();
         loop {
             if g.cut[h] {
-                // Cut off by the fabric: it runs on (its accesses fail)
-                // but is out of the schedule, as a crashed host.
-                g.runnable[h] = false;
+                // Cut off by the fabric (and out of the schedule since, as
+                // a crashed host): its accesses fail.
                 if g.turn == h {
                     self.pass(&mut g, h, true);
                 }
@@ -401,9 +400,15 @@ impl Sim {
         if !g.fabric {
             return false;
         }
+        self.cut_locked(&mut g, h);
+        true
+    }
+
+    fn cut_locked(&self, g: &mut Inner, h: usize) {
         if !g.cut[h] {
             g.caches[h].clear();
             g.cut[h] = true;
+            g.runnable[h] = false;
             g.cuts += 1;
             if g.stalled_until[h] > g.clock {
                 g.zombie_cuts += 1;
@@ -413,7 +418,6 @@ impl Sim {
                 eprintln!("  fabric cuts host {h} off at step {}", g.steps);
             }
         }
-        true
     }
 
     /// Drops host `h`'s cache entirely, writing back dirty lines (clean shutdown).
@@ -712,15 +716,20 @@ impl Env for SimMedia {
         }
     }
     fn fence_host(&self, node: u32, _epoch: u64) -> bool {
-        let h = self.sim.host_of(node);
-        match h {
-            Some(h) if h != self.host => {
-                let g = self.sim.lock();
-                let fabric = g.fabric;
-                drop(g);
-                !fabric || self.sim.cut_off(h)
+        let Some(h) = self.sim.host_of(node).filter(|&h| h != self.host) else {
+            return true;
+        };
+        // At a scheduling point of this host (its turn), so that schedules
+        // stay deterministic.
+        match self.sim.wait_turn(self.host) {
+            Ok(mut g) => {
+                if g.fabric {
+                    self.sim.cut_locked(&mut g, h);
+                }
+                self.sim.pass(&mut g, self.host, false);
+                true
             }
-            _ => true,
+            Err(_) => false,
         }
     }
     fn pause(&self, ns: u64) -> bool {
