@@ -31,6 +31,14 @@ a)
     # The fabric-fencing hook ran first (module parameter fence_helper).
     grep -q "^fence 1 1$" /tmp/fence-calls 2>/dev/null || fail "the fence helper was not run for node 1 epoch 1"
     dmesg | grep -q "fence helper cut node 1 (epoch 1) off the pool" || fail "no dmesg line for the fence helper"
+    case $MODPARAMS in
+    *fence-helper-flaky*)
+        # Its first call failed: the takeover waited for a later one.
+        dmesg | grep -q "fence helper failed for node 1 (epoch 1" || fail "no dmesg line for the failed helper"
+        [ "$(grep -c "^fence 1 1$" /tmp/fence-calls)" -ge 2 ] || fail "the helper was not called again"
+        log "the failed fence helper postponed the takeover: $(grep -c . /tmp/fence-calls) calls"
+        ;;
+    esac
     sleep 3
     touch /tmp/stop-a; wait $sl
     cat /tmp/slowest-a
