@@ -92,17 +92,19 @@ fresh_mount() {
 # Milliseconds since boot (busybox date has no %N).
 now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
-# Multi-host scripts: a host that fails leaves $M/app/peer-failed (when it
-# still can) so that the others stop waiting; wait_pool waits for a path on
-# the pool and gives up on the peer's failure or after SECS (default 240).
+# Multi-host scripts: a host that fails leaves peer-failed in the shared
+# directory $PEER_DIR (default $M/app; when it still can) so that the others
+# stop waiting; wait_pool waits for a path on the pool and gives up on the
+# peer's failure or after SECS (default 240).
 peer_fail() {
-    [ -d "$M/app" ] && touch "$M/app/peer-failed" 2>/dev/null
+    local d=${PEER_DIR:-$M/app}
+    [ -d "$d" ] && touch "$d/peer-failed" 2>/dev/null
     echo "[$ROLE] FAIL: $*"; exit 1
 }
 wait_pool() {  # wait_pool PATH [SECS]
-    local i=0
+    local i=0 d=${PEER_DIR:-$M/app}
     while [ ! -e "$1" ]; do
-        [ -e "$M/app/peer-failed" ] && { echo "[$ROLE] FAIL: the other host failed"; exit 1; }
+        [ -e "$d/peer-failed" ] && { echo "[$ROLE] FAIL: the other host failed"; exit 1; }
         i=$((i + 1)); [ $i -gt $((${2:-240} * 10)) ] && peer_fail "timed out waiting for $1"
         sleep 0.1
     done

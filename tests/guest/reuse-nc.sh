@@ -8,18 +8,8 @@ M=/mnt/maru
 mkdir -p $M
 load_marufs || fail "insmod"
 LEN=$((4 << 20))
-fail() {
-    [ -d $M/app ] && touch $M/app/peer-failed 2>/dev/null
-    echo "[$ROLE] FAIL: $*"; exit 1
-}
-wait_path() {
-    i=0
-    while [ ! -e "$1" ]; do
-        [ -e $M/app/peer-failed ] && { echo "[$ROLE] FAIL: the other host failed"; exit 1; }
-        i=$((i + 1)); [ $i -gt 2400 ] && fail "timed out waiting for $1"
-        sleep 0.1
-    done
-}
+fail() { peer_fail "$@"; }
+wait_path() { wait_pool "$@"; }
 case $ROLE in
 a)
     mkfs.marufs -q /dev/dax0.0 || fail "mkfs"

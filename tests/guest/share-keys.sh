@@ -26,18 +26,9 @@ FAULTS=4
 case " $MODPARAMS " in *" noncoherent_test=1 "*) FAULTS=520 ;; esac
 # A host that fails says so on the pool, so the other stops waiting (the
 # negative controls fail fast).
-fail() {
-    [ -d $M/kv ] && touch $M/kv/peer-failed 2>/dev/null
-    echo "[$ROLE] FAIL: $*"; exit 1
-}
-wait_path() {  # wait_path PATH [SECS]
-    i=0
-    while [ ! -e "$1" ]; do
-        [ -e $M/kv/peer-failed ] && { echo "[$ROLE] FAIL: the other host failed"; exit 1; }
-        i=$((i + 1)); [ $i -gt $((${2:-240} * 10)) ] && fail "timed out waiting for $1"
-        sleep 0.1
-    done
-}
+PEER_DIR=$M/kv
+fail() { peer_fail "$@"; }
+wait_path() { wait_pool "$@"; }
 race() {  # create race-1..RACES with O_EXCL; print how many this host won
     won=0 j=1
     while [ $j -le $RACES ]; do
