@@ -1583,23 +1583,22 @@ impl Periodic for Marufs {
             };
         }
         let mut fs = d.fs();
-        if fs.lost_lease() {
-            // An operation found the lease expired or the epoch fenced.
-            drop(fs);
-            lost_lease(d, ESHUTDOWN.to_errno());
-            return Tick::RevokeMappings;
-        }
-        if !fs.is_joined() {
-            return Tick::Done;
-        }
-        if let Err(e) = fs.heartbeat() {
-            if !fs.lost_lease() {
-                // Not a lost lease (a media error): tried again next tick.
-                pr_warn!("node {}: heartbeat failed: error {}\n", d.node, e.errno());
+        if !fs.lost_lease() {
+            if !fs.is_joined() {
                 return Tick::Done;
             }
-            drop(fs);
-            lost_lease(d, e.errno());
+            if let Err(e) = fs.heartbeat() {
+                if !fs.lost_lease() {
+                    // Not a lost lease (a media error): tried again next tick.
+                    pr_warn!("node {}: heartbeat failed: error {}\n", d.node, e.errno());
+                    return Tick::Done;
+                }
+            }
+        }
+        if fs.lost_lease() {
+            // The heartbeat or an operation found the lease expired or the
+            // epoch fenced: the guard's drop turns the mount read-only and
+            // says so; the mappings go now.
             return Tick::RevokeMappings;
         }
         // Renewal is cheap and comes first on every tick; scanning the peers

@@ -153,3 +153,35 @@ verify_visible() {  # verify_visible PREFIX -> prints the count
     done
     echo $c
 }
+
+# Host A of the takeover scenarios (kill, stall, takeover): formats the
+# pool, mounts it on $M as node 0 (extra mount options OPTS), makes $M/app
+# and says ready.
+start_pool() {  # start_pool [OPTS]
+    mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
+    mount -t marufs -o "node=0${1:+,$1}" /dev/dax0.0 "$M" || fail "mount"
+    mkdir "$M/app" || fail "mkdir"
+    touch "$M/app/ready"
+}
+
+# Waits (60 s at most) until dmesg says this host took a host over; sets
+# TOOK to the milliseconds since T0 (from now_ms).
+wait_takeover() {  # wait_takeover T0
+    local i=0
+    until dmesg | grep -q "took over 1 host"; do
+        i=$((i + 1)); [ $i -gt 600 ] && peer_fail "A never took B over"
+        sleep 0.1
+    done
+    TOOK=$(($(now_ms) - $1))
+}
+
+# Ends a store_loop of PREFIX running in the background as PID.
+stop_stores() {  # stop_stores PREFIX PID
+    touch "/tmp/stop-$1"; wait "$2"
+    cat "/tmp/slowest-$1"
+}
+
+# Fails unless maru-fsck -n finds the pool clean (WHEN names the moment).
+fsck_clean() {  # fsck_clean WHEN
+    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n $1"; }
+}

@@ -12,22 +12,14 @@ mkdir -p $M
 load_marufs || fail "insmod"
 case $ROLE in
 a)
-    mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-    mount -t marufs -o node=0,lease_ms=$LEASE /dev/dax0.0 $M || fail "mount"
-    mkdir $M/app || fail "mkdir"
-    touch $M/app/ready
+    start_pool lease_ms=$LEASE
     wait_pool $M/app/dying-b 300
     dmesg -c >/dev/null
     t0=$(now_ms)
     store_loop a 0 1000 &
     sl=$!
-    i=0
-    until dmesg | grep -q "took over 1 host"; do
-        i=$((i + 1)); [ $i -gt 600 ] && peer_fail "A never took B over"
-        sleep 0.1
-    done
-    took=$(($(now_ms) - t0))
-    log "took B over ${took} ms after B asked to be killed (lease ${LEASE} ms)"
+    wait_takeover $t0
+    log "took B over ${TOOK} ms after B asked to be killed (lease ${LEASE} ms)"
     # The fabric-fencing hook ran first (module parameter fence_helper).
     grep -q "^fence 1 1$" /tmp/fence-calls 2>/dev/null || fail "the fence helper was not run for node 1 epoch 1"
     dmesg | grep -q "fence helper cut node 1 (epoch 1) off the pool" || fail "no dmesg line for the fence helper"
@@ -40,14 +32,13 @@ a)
         ;;
     esac
     sleep 3
-    touch /tmp/stop-a; wait $sl
-    cat /tmp/slowest-a
+    stop_stores a $sl
 
     nb=$(verify_visible b)
     [ "$nb" -ge 3 ] || fail "only $nb of B's keys are visible (B stored 3 before it was killed)"
     na=$(verify_visible a)
     log "after the takeover: $nb keys of B and $na of A visible, all byte-exact"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after the takeover"; }
+    fsck_clean "after the takeover"
     cat /tmp/fsck
     # The dead host's node mounts again (here, as a second mount of this
     # host): it watches its slot for a lease and margin, then rejoins.
@@ -59,7 +50,7 @@ a)
     maru-testkit key-write /mnt/b/app/b-again --len $((2 << 20)) --seed 5 >/dev/null || fail "store as node 1"
     umount /mnt/b || fail "umount node 1"
     umount $M || fail "umount"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after both left"; }
+    fsck_clean "after both left"
     tail -3 /tmp/fsck
     ;;
 b)

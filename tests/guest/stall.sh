@@ -13,27 +13,18 @@ mkdir -p $M
 load_marufs || fail "insmod"
 case $ROLE in
 a)
-    mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-    mount -t marufs -o node=0,lease_ms=$LEASE /dev/dax0.0 $M || fail "mount"
-    mkdir $M/app || fail "mkdir"
-    touch $M/app/ready
+    start_pool lease_ms=$LEASE
     wait_pool $M/app/stopping-b 300
     dmesg -c >/dev/null
     t0=$(now_ms)
     # Store while B is stopped, until A has taken B over (and a few more).
     store_loop a 0 1000 &
     sl=$!
-    i=0
-    until dmesg | grep -q "took over 1 host"; do
-        i=$((i + 1)); [ $i -gt 600 ] && peer_fail "A never took B over"
-        sleep 0.1
-    done
-    took=$(($(now_ms) - t0))
-    log "took B over ${took} ms after B asked to be stopped (lease ${LEASE} ms)"
+    wait_takeover $t0
+    log "took B over ${TOOK} ms after B asked to be stopped (lease ${LEASE} ms)"
     # B resumes STOP s after it asked; give it time to check itself.
     sleep $((STOP + 15))
-    touch /tmp/stop-a; wait $sl
-    cat /tmp/slowest-a
+    stop_stores a $sl
 
     # Every b-* name visible is a published key of B's, byte-exact.
     nb=$(verify_visible b)
@@ -41,7 +32,7 @@ a)
     na=$(verify_visible a)
     log "after the takeover: $nb keys of B and $na of A visible, all byte-exact"
     maru-testkit key-write $M/app/last --len $((2 << 20)) --seed 7 >/dev/null || fail "store after B resumed"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after the takeover"; }
+    fsck_clean "after the takeover"
     cat /tmp/fsck
     # The fenced host never writes its slot again (not even at its umount):
     # its node is taken back by a new incarnation, here a second mount.
@@ -50,7 +41,7 @@ a)
     dmesg | grep "as node 1" | tail -1
     umount /mnt/b || fail "umount node 1"
     umount $M || fail "umount"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after umount"; }
+    fsck_clean "after umount"
     tail -3 /tmp/fsck
     ;;
 b)

@@ -10,10 +10,7 @@ mkdir -p $M
 load_marufs || fail "insmod"
 case $ROLE in
 a)
-    mkfs.marufs -q /dev/dax0.0 || fail "mkfs"
-    mount -t marufs -o node=0 /dev/dax0.0 $M || fail "mount"
-    mkdir $M/app || fail "mkdir"
-    touch $M/app/ready
+    start_pool
     # A few stores first: the typical store time.
     store_loop t 0 5 || fail "warm-up stores: $(cat /tmp/store.err)"
     typical=$SLOWEST
@@ -21,13 +18,9 @@ a)
     dmesg -c >/dev/null
     store_loop a 0 1000 &
     sl=$!
-    i=0
-    until dmesg | grep -q "took over 1 host"; do
-        i=$((i + 1)); [ $i -gt 600 ] && peer_fail "A never took B over"
-        sleep 0.1
-    done
+    wait_takeover "$(now_ms)"
     sleep 2
-    touch /tmp/stop-a; wait $sl
+    stop_stores a $sl
     slowest=$(sed 's/.*: \([0-9]*\) ms/\1/' /tmp/slowest-a)
     blocked=$((slowest - typical))
     log "survivor: slowest store ${slowest} ms, warm-up stores at most ${typical} ms: blocked ${blocked} ms by the dead lock holder (default lease; includes up to 0.5 s while B still lived, until the harness killed it)"
@@ -35,12 +28,12 @@ a)
     nb=$(verify_visible b)
     na=$(verify_visible a)
     log "$nb keys of B, $na of A visible, all byte-exact"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after the takeover"; }
+    fsck_clean "after the takeover"
     mkdir -p /mnt/b
     mount -t marufs -o node=1 /dev/dax0.0 /mnt/b || fail "remount of node 1"
     umount /mnt/b || fail "umount node 1"
     umount $M || fail "umount"
-    maru-fsck -n /dev/dax0.0 > /tmp/fsck 2>&1 || { cat /tmp/fsck; fail "maru-fsck -n after both left"; }
+    fsck_clean "after both left"
     tail -2 /tmp/fsck
     ;;
 b)

@@ -82,35 +82,9 @@ impl Txn {
     /// Appends "write `data` at `off`" (not applied until [`Txn::commit`]).
     /// Ops are applied in order, each flushed before the next is written.
     pub fn put<M: Media>(&mut self, m: &M, g: &Geometry, off: u64, data: &[u8]) -> Result<()> {
-        if self.sealed || self.open.is_some() {
-            return Err(Error::InvalidArgument);
-        }
-        let len = data.len() as u64;
-        let padded = len.div_ceil(8) * 8;
-        if !target_ok(g, off, len) {
-            return Err(Error::InvalidArgument);
-        }
-        if self.pos + OP_HDR + padded > CAP {
-            return Err(Error::Busy);
-        }
-        let mut h = [0u8; OP_HDR as usize];
-        wr64(&mut h, 0, off);
-        wr32(&mut h, 8, len as u32);
-        let at = self.base + OPS + self.pos;
-        m.store(at, &h)?;
-        m.store(at + OP_HDR, data)?;
-        self.crc = crc::update(self.crc, &h);
-        self.crc = crc::update(self.crc, data);
-        let pad = (padded - len) as usize;
-        if pad > 0 {
-            let z = [0u8; 8];
-            let z = z.get(..pad).unwrap_or(&[]);
-            m.store(at + OP_HDR + len, z)?;
-            self.crc = crc::update(self.crc, z);
-        }
-        self.pos += OP_HDR + padded;
-        self.count += 1;
-        Ok(())
+        self.begin_op(m, g, off, data.len() as u64)?;
+        self.op_data(m, data)?;
+        self.end_op(m)
     }
 
     /// Starts an op "write `len` bytes at `off`" whose data follows in
@@ -236,9 +210,24 @@ pub fn mark_applied<M: Media>(m: &M, g: &Geometry, host: u32, seq: u64) -> Resul
     Ok(())
 }
 
-/// Reads the record header of host `host` (invalidating first) and returns it when
-/// it is a complete record with a valid CRC, whatever its sequence.
-pub fn read_record<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pending>> {
+/// What [`walk`] reports while it reads a record's ops.
+enum Ev<'a> {
+    /// An op "write `len` bytes at `off`" starts.
+    Op { off: u64, len: u64 },
+    /// Its next piece of data (`data` bytes of it; the rest is padding).
+    Piece { bytes: &'a [u8], data: usize },
+}
+
+/// Reads host `host`'s record header (invalidating first) and, when it is
+/// a complete, well-formed record with a valid CRC over exactly the bytes
+/// read, returns it and its header CRC; `each` sees every op and piece as
+/// it is read (an error from it ends the walk).
+fn walk<M: Media>(
+    m: &M,
+    g: &Geometry,
+    host: u32,
+    mut each: impl FnMut(Ev<'_>) -> Result<()>,
+) -> Result<Option<Pending>> {
     let base = g.journal(host);
     m.invalidate(base + HDR, 64)?;
     let mut hdr = [0u8; 24];
@@ -269,12 +258,15 @@ pub fn read_record<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pe
         if !target_ok(g, off, sz) || pos + OP_HDR + padded > u64::from(len) {
             return Ok(None);
         }
+        each(Ev::Op { off, len: sz })?;
         let mut done = 0u64;
         while done < padded {
             let k = (padded - done).min(64) as usize;
             let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
             m.load(base + OPS + pos + OP_HDR + done, piece)?;
             st = crc::update(st, piece);
+            let data = (sz.saturating_sub(done) as usize).min(k);
+            each(Ev::Piece { bytes: piece, data })?;
             done += k as u64;
         }
         pos += OP_HDR + padded;
@@ -289,6 +281,12 @@ pub fn read_record<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pe
         return Ok(None);
     }
     Ok(Some(Pending { seq, count, len }))
+}
+
+/// Reads the record header of host `host` (invalidating first) and returns it when
+/// it is a complete record with a valid CRC, whatever its sequence.
+pub fn read_record<M: Media>(m: &M, g: &Geometry, host: u32) -> Result<Option<Pending>> {
+    walk(m, g, host, |_| Ok(()))
 }
 
 /// Returns host `host`'s record if it is valid and not yet applied in place by
@@ -317,56 +315,22 @@ pub fn copy_record<M: Media>(
     p: &Pending,
     t: &mut Txn,
 ) -> Result<bool> {
-    let base = g.journal(host);
-    m.invalidate(base + HDR, 64)?;
-    let mut hdr = [0u8; 24];
-    m.load(base + HDR, &mut hdr)?;
-    if rd64(&hdr, 0) != p.seq
-        || rd32(&hdr, 8) != p.count
-        || rd32(&hdr, 12) != p.len
-        || rd32(&hdr, 20) != JMAGIC
-    {
-        return Ok(false);
-    }
-    let c = rd32(&hdr, 16);
-    m.invalidate(base + OPS, u64::from(p.len))?;
-    let mut st = crc::INIT;
-    let mut pos: u64 = 0;
-    let mut buf = [0u8; 64];
-    for _ in 0..p.count {
-        let mut oh = [0u8; OP_HDR as usize];
-        if pos + OP_HDR > u64::from(p.len) {
-            return Ok(false);
+    let mut open = false;
+    let got = walk(m, g, host, |ev| match ev {
+        Ev::Op { off, len } => {
+            if open {
+                t.end_op(m)?;
+            }
+            open = true;
+            t.begin_op(m, g, off, len)
         }
-        m.load(base + OPS + pos, &mut oh)?;
-        st = crc::update(st, &oh);
-        let off = rd64(&oh, 0);
-        let sz = u64::from(rd32(&oh, 8));
-        let padded = sz.div_ceil(8) * 8;
-        if !target_ok(g, off, sz) || pos + OP_HDR + padded > u64::from(p.len) {
-            return Ok(false);
-        }
-        t.begin_op(m, g, off, sz)?;
-        let mut done = 0u64;
-        while done < padded {
-            let k = (padded - done).min(64) as usize;
-            let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
-            m.load(base + OPS + pos + OP_HDR + done, piece)?;
-            st = crc::update(st, piece);
-            // The op's data, then its padding (zero in the copy).
-            let data = (sz.saturating_sub(done) as usize).min(k);
-            t.op_data(m, piece.get(..data).unwrap_or(&[]))?;
-            done += k as u64;
-        }
+        // The op's data; its padding is zero in the copy.
+        Ev::Piece { bytes, data } => t.op_data(m, bytes.get(..data).unwrap_or(&[])),
+    })?;
+    if open {
         t.end_op(m)?;
-        pos += OP_HDR + padded;
     }
-    let mut tail = [0u8; 16];
-    if let Some(x) = hdr.get(..16) {
-        tail.copy_from_slice(x);
-    }
-    st = crc::update(st, &tail);
-    Ok(crc::finish(st) == c && pos == u64::from(p.len))
+    Ok(got == Some(*p))
 }
 
 /// Applies a validated record of host `host` in place and flushes each target.

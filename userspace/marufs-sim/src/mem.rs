@@ -394,16 +394,7 @@ impl Sim {
     }
 
     /// The fabric cuts host `h` off: its dirty lines are lost, every later
-    /// media call of it fails. Returns whether the fabric can do it.
-    pub fn cut_off(&self, h: usize) -> bool {
-        let mut g = self.lock();
-        if !g.fabric {
-            return false;
-        }
-        self.cut_locked(&mut g, h);
-        true
-    }
-
+    /// media call of it fails.
     fn cut_locked(&self, g: &mut Inner, h: usize) {
         if !g.cut[h] {
             g.caches[h].clear();

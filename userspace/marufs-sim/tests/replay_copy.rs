@@ -107,6 +107,17 @@ fn zombie_offset(g: &Geometry, p: &journal::Pending) -> u64 {
     g.journal(1) + journal::OPS + last + 16
 }
 
+/// The zombie over `m`, rewriting at its `trigger`-th load.
+fn zombie<'a>(m: &'a MemMedia, g: &Geometry, p: &journal::Pending, trigger: u64) -> Zombie<'a> {
+    Zombie {
+        m,
+        loads: Cell::new(0),
+        trigger: Cell::new(trigger),
+        zombie_at: zombie_offset(g, p),
+        zombie: [0x77; 64],
+    }
+}
+
 #[test]
 fn replay_never_applies_a_mix_of_two_records() {
     let mut mixed_in_place = 0;
@@ -115,13 +126,7 @@ fn replay_never_applies_a_mix_of_two_records() {
     for trigger in 1..200 {
         // In place, as replays did before.
         let (m, g, p) = pool();
-        let z = Zombie {
-            m: &m,
-            loads: Cell::new(0),
-            trigger: Cell::new(trigger),
-            zombie_at: zombie_offset(&g, &p),
-            zombie: [0x77; 64],
-        };
+        let z = zombie(&m, &g, &p, trigger);
         journal::apply(&z, &g, 1, &p).expect("apply");
         if outcome(&m, &g).is_none() {
             mixed_in_place += 1;
@@ -129,13 +134,7 @@ fn replay_never_applies_a_mix_of_two_records() {
         // Copied into host 0's journal with the CRC re-checked, then
         // committed from the copy.
         let (m, g, p) = pool();
-        let z = Zombie {
-            m: &m,
-            loads: Cell::new(0),
-            trigger: Cell::new(trigger),
-            zombie_at: zombie_offset(&g, &p),
-            zombie: [0x77; 64],
-        };
+        let z = zombie(&m, &g, &p, trigger);
         let mut t = Txn::begin(&g, 0, 1);
         if journal::copy_record(&z, &g, 1, &p, &mut t).expect("copy") {
             t.commit(&m, &g, 0).expect("commit the copy");
