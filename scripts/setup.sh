@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$MARUFS_CACHE"
 
 BOOKWORM_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
-    cpio xz-utils make busybox-static ndctl daxctl kmod gzip file)
+    cpio xz-utils make busybox-static ndctl daxctl kmod gzip file python3 python3-venv)
 # Debian's Rust 1.85 with its own clippy and rustfmt: the kernel's toolchain, and
 # the one tests/run.sh lints with (also the only cargo on a plain Debian 12).
 RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web rust-web-clippy rustfmt-web)

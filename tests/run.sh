@@ -80,6 +80,7 @@ if [ $do_host = 1 ]; then
     fi
     step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
     step "host: install/uninstall self-test" "$MARUFS_ROOT/tests/install-selftest.sh"
+    step "host: python package (pip install, ruff, clippy, pytest)" "$MARUFS_ROOT/tests/python.sh"
 fi
 
 # ---------------------------------------------------------------- guests

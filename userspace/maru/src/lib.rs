@@ -11,6 +11,7 @@
 //! | `alloc(size)` | [`Store::alloc`]`(key, size)` → [`AllocHandle`] | `openat(O_CREAT\|O_EXCL)`, `ftruncate`, `mmap(PROT_WRITE, MAP_SHARED)` |
 //! | `store(key, handle=)` | [`Store::store`]`(handle)` | cache write-back, `munmap`, `close` (publishes) |
 //! | `alloc(size)`, key known later | [`Store::alloc_unnamed`]`(size)`, then [`Store::store_as`]`(handle, key)` | `openat(O_TMPFILE)`...; `linkat` (publishes) |
+//! | the same, the writer's view kept | [`Store::publish_mapped`]`(handle, key)` → [`Mapping`] | as above; the mapping stays, read-only |
 //! | `store(key, data=)` | [`Store::store_bytes`] → `false` if it existed | as above, plus one copy |
 //! | `free(handle)` | [`Store::free`] or drop | `MARUFS_IOC_DISCARD`, `close` |
 //! | `retrieve(key)` | [`Store::retrieve`] → [`Mapping`] (zero copy, cached) | `openat(O_RDONLY)`, `mmap(PROT_READ, MAP_SHARED)`, `close` |
@@ -65,7 +66,7 @@ pub use lookup::{BatchedLookup, KeyInfo, LookupMode};
 pub use map::Mapping;
 pub use names::{validate_name, NAME_MAX};
 pub use pool::{AppUsage, Pool, PoolUsage};
-pub use store::{AllocHandle, Pin, Stats, Store, StoreOptions};
+pub use store::{AllocHandle, Pin, Stats, Store, StoreOptions, Unpublished};
 
 /// `statfs` `f_type` of a mounted marufs.
 pub const MARUFS_MAGIC: i64 = sys::MARUFS_MAGIC;

@@ -58,6 +58,25 @@ impl MapInner {
         })
     }
 
+    /// Takes over an existing mapping of `len` bytes at `ptr` (an
+    /// allocation's, once its key is published), to be unmapped when the last
+    /// owner drops it. The caller gives up the mapping: it must be live,
+    /// `MAP_SHARED`, of a key nobody writes any more, and owned by nothing
+    /// else.
+    pub(crate) fn adopt(
+        ptr: NonNull<u8>,
+        len: usize,
+        ino: u64,
+        counters: &Arc<AtomicCounters>,
+    ) -> Self {
+        Self {
+            ptr: if len == 0 { NonNull::dangling() } else { ptr },
+            len,
+            ino,
+            counters: counters.clone(),
+        }
+    }
+
     pub(crate) fn ino(&self) -> u64 {
         self.ino
     }

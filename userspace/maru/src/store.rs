@@ -393,6 +393,77 @@ impl Store {
         }
     }
 
+    /// Names and publishes an unnamed allocation as `key` like
+    /// [`store_as`](Self::store_as), but keeps its mapping: on success the
+    /// same bytes at the same address become a read-only [`Mapping`] of the
+    /// published key, so anything pointing into the allocation (a tensor, a
+    /// Python buffer) stays valid and reads the published value.
+    ///
+    /// On any failure the allocation comes back unchanged, still unnamed,
+    /// mapped and writable, in [`Unpublished`] — [`Error::Exists`] if `key`
+    /// is taken (deduplication): free it, or publish it under another name,
+    /// once nothing points into it any more.
+    ///
+    /// On marufs the link revokes the writable mapping's page table entries
+    /// (the key is immutable from then on); the next read fault maps the
+    /// pages read-only and a write gets `SIGBUS`. On an ordinary filesystem
+    /// the pages stay writable, but only read access is handed out. A named
+    /// allocation ([`alloc`](Self::alloc)) is published by releasing its
+    /// mapping, so it cannot be published this way ([`Error::InvalidName`]).
+    ///
+    /// The returned mapping is not entered in the store's mapping cache.
+    pub fn publish_mapped(
+        &self,
+        handle: AllocHandle,
+        key: &str,
+    ) -> std::result::Result<Mapping, Unpublished> {
+        let fail = |error, handle| Err(Unpublished { error, handle });
+        if handle.named {
+            let error = Error::InvalidName {
+                name: key.to_string(),
+                why: "only an unnamed allocation can be published keeping its mapping",
+            };
+            return fail(error, handle);
+        }
+        let c = match self.cname("link", key) {
+            Ok(c) => c,
+            Err(e) => return fail(e, handle),
+        };
+        let Some(fd) = handle.fd.as_ref() else {
+            return fail(Error::PublishFailed(key.to_string()), handle);
+        };
+        let Ok(from) = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+            let e = Error::io("link", key, std::io::Error::from_raw_os_error(libc::EINVAL));
+            return fail(e, handle);
+        };
+        if self.shared.coherence == Coherence::Flush {
+            coherence::write_back(handle.ptr.as_ptr(), handle.len);
+        }
+        match sys::linkat_follow(&from, handle.shared.dir.as_fd(), &c) {
+            Ok(()) => {
+                self.shared.counters.stored.fetch_add(1, Relaxed);
+                let mut handle = handle;
+                // The VMA holds the file (and on marufs its hold on the
+                // key): the descriptor is not needed any more.
+                handle.fd = None;
+                let inner =
+                    MapInner::adopt(handle.ptr, handle.len, handle.ino, &self.shared.counters);
+                // The mapping now belongs to `inner`; the handle's drop finds
+                // nothing left to unmap or discard.
+                handle.len = 0;
+                handle.ptr = NonNull::dangling();
+                Ok(Mapping {
+                    inner: Arc::new(inner),
+                })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.shared.counters.deduplicated.fetch_add(1, Relaxed);
+                fail(Error::Exists(key.to_string()), handle)
+            }
+            Err(e) => fail(Error::io("link", key, e), handle),
+        }
+    }
+
     /// Publishes an allocated key: from now on every host sees it, with the
     /// bytes written into the handle, and nobody can change it.
     ///
@@ -932,6 +1003,15 @@ impl fmt::Debug for AllocHandle {
             .field("len", &self.len)
             .finish()
     }
+}
+
+/// A failed [`Store::publish_mapped`]: why, and the allocation, unchanged.
+#[derive(Debug)]
+pub struct Unpublished {
+    /// Why it was not published ([`Error::Exists`]: the name is taken).
+    pub error: Error,
+    /// The allocation, still unnamed, mapped and writable.
+    pub handle: AllocHandle,
 }
 
 /// A pinned key (see [`Store::pin`]): its bytes and space stay allocated

@@ -472,6 +472,53 @@ fn unnamed_allocations() {
 }
 
 #[test]
+fn publish_mapped_keeps_the_view() {
+    let t = tmp();
+    let s = Store::open(t.path(), "app").unwrap();
+    let data = pattern(7, (2 << 20) + 5);
+    let mut h = s.alloc_unnamed(data.len() as u64).unwrap();
+    h.copy_from_slice(&data);
+    let addr = h.as_ptr();
+    let m = s.publish_mapped(h, "kept").unwrap();
+    // The same memory, now the published key's read-only view.
+    assert_eq!((m.as_ptr(), &m[..]), (addr, &data[..]));
+    let r = s.retrieve("kept").unwrap().unwrap();
+    assert_eq!(&r[..], &data[..]);
+    assert!(!r.same_mapping(&m));
+    // A taken name gives the allocation back, unchanged and still writable;
+    // so does a bad name.
+    let mut h = s.alloc_unnamed(16).unwrap();
+    h.fill(3);
+    let addr = h.as_ptr();
+    let u = s.publish_mapped(h, "kept").unwrap_err();
+    assert!(matches!(u.error, Error::Exists(_)), "{:?}", u.error);
+    let u = s.publish_mapped(u.handle, "a/b").unwrap_err();
+    assert!(
+        matches!(u.error, Error::InvalidName { .. }),
+        "{:?}",
+        u.error
+    );
+    let mut h = u.handle;
+    assert_eq!((h.as_ptr(), &h[..]), (addr, &[3u8; 16][..]));
+    h[0] = 4;
+    // ... and can still be published under another name.
+    let m2 = s.publish_mapped(h, "other").unwrap();
+    assert_eq!((m2.as_ptr(), m2[0]), (addr, 4));
+    assert_eq!(&s.retrieve("kept").unwrap().unwrap()[..], &data[..]);
+    // The mapping outlives the store and survives a delete of the key.
+    assert!(s.delete("kept").unwrap());
+    drop(s);
+    assert_eq!(&m[..], &data[..]);
+    // Named allocations publish at release: not this way.
+    let s = Store::open(t.path(), "app").unwrap();
+    let u = s.publish_mapped(s.alloc("n", 1).unwrap(), "n").unwrap_err();
+    assert!(matches!(u.error, Error::InvalidName { .. }));
+    drop(u);
+    let c = s.counters();
+    assert_eq!((c.stored, c.discarded), (0, 1));
+}
+
+#[test]
 fn types_are_thread_safe() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Store>();
