@@ -1012,6 +1012,13 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
         }
         for u in u64::from(e.start) + skip..u64::from(e.start) + n {
             if !known.contains(&(u as u32)) {
+                // Zeroing a large key takes long (2 MiB per unit), and its
+                // units are the pool's only while this host's lease holds:
+                // a host that stalled mid-way and was taken over would zero
+                // units the survivor has since given to other keys. Checked
+                // before each unit (a check and one unit's stores are the
+                // window software fencing bounds); a failure fails the key.
+                d.fs().check_live().map_err(kerr)?;
                 d.map.zero(d.data_off + u * UNIT, UNIT)?;
             }
         }

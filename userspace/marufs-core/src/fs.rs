@@ -717,6 +717,15 @@ impl<M: Media, E: Env> Fs<M, E> {
         Ok(())
     }
 
+    /// Whether this incarnation may still write shared memory: its lease has
+    /// not run out on its own clock (renewed if it is close) and no survivor
+    /// has fenced it. For a long write of pool memory outside the core (the
+    /// kernel's zeroing of a key's new units): call it before each part.
+    pub fn check_live(&mut self) -> Result<()> {
+        self.ensure_lease()?;
+        self.check_fence()
+    }
+
     /// Renews the heartbeat (call at least every lease/4). Fails with `Fenced`
     /// when the lease already expired or a survivor fenced this epoch.
     pub fn heartbeat(&mut self) -> Result<()> {
@@ -780,15 +789,23 @@ impl<M: Media, E: Env> Fs<M, E> {
         let r = self.lock_inner();
         if r.is_err() {
             self.locked = false;
-            let _ = self.set_lock_word(host_word::CHOOSING, 0);
-            let _ = self.set_lock_word(host_word::TICKET, 0);
+            // A host that lost its lease writes nothing, not even its own
+            // lock words: its slot may belong to another host by now (a
+            // duplicate node id that joined over this dead incarnation), and
+            // survivors ignore a fenced host's words anyway.
+            if !self.lost_lease {
+                let _ = self.set_lock_word(host_word::CHOOSING, 0);
+                let _ = self.set_lock_word(host_word::TICKET, 0);
+            }
         }
         r
     }
 
     #[inline(never)]
     fn lock_inner(&mut self) -> Result<()> {
-        self.ensure_lease()?;
+        // Fenced already (the lock words of a fenced slot may be another
+        // host's by now): nothing is written, not even the doorway.
+        self.check_live()?;
         self.set_lock_word(host_word::CHOOSING, 1)?;
         let mut max = 0u64;
         let mut pv = [PeerView::EMPTY; PEER_BATCH];
@@ -885,6 +902,10 @@ impl<M: Media, E: Env> Fs<M, E> {
 
     fn unlock(&mut self) -> Result<()> {
         self.locked = false;
+        if self.lost_lease {
+            // As in `lock`: nothing more is written.
+            return Err(Error::Fenced);
+        }
         self.set_lock_word(host_word::TICKET, 0)
     }
 
@@ -1013,6 +1034,10 @@ impl<M: Media, E: Env> Fs<M, E> {
                     // The hook may take a while (a fabric manager's round
                     // trip): the lease is renewed first and checked after
                     // (the helper must return well within it).
+                    // Checked, not merely renewed: this host may itself have
+                    // stalled since its last check, and renewing an expired
+                    // lease would bring a fenced incarnation back to life.
+                    self.ensure_lease()?;
                     let now = self.env.now_ns();
                     self.renew(now)?;
                     if !self.env.fence_host(j, id.epoch) {
@@ -2477,7 +2502,9 @@ impl<M: Media, E: Env> Fs<M, E> {
         if u64::from(entry) >= self.geo.entry_count {
             return Err(Error::InvalidArgument);
         }
-        self.ensure_lease()?;
+        // A fenced host's holds are ignored by the survivors, which may
+        // reclaim the key: it must not believe it holds one.
+        self.check_live()?;
         let off = self.hold_word(entry);
         let w = self.ld64(off)? | (1u64 << (entry % 64));
         self.st_flush(off, &w.to_le_bytes())?;
@@ -2501,7 +2528,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// other hosts: a creator that keeps its file open after naming the key
     /// keeps its bytes. Undone by [`release`](Self::release).
     pub fn hold_creating(&mut self, h: &Handle) -> Result<()> {
-        self.ensure_lease()?;
+        self.check_live()?;
         let mut e = EntryRec::default();
         self.my_creating(h, &mut e)?;
         let off = self.hold_word(h.entry);
@@ -2514,7 +2541,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         if u64::from(entry) >= self.geo.entry_count {
             return Err(Error::InvalidArgument);
         }
-        self.ensure_lease()?;
+        self.check_live()?;
         let off = self.hold_word(entry);
         let w = self.ld64(off)? & !(1u64 << (entry % 64));
         self.st_flush(off, &w.to_le_bytes())

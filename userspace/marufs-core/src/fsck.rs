@@ -734,8 +734,15 @@ fn rebuild<M: Media>(
     // 1. journals
     for j in 0..g.max_hosts {
         let reg = RegRec::decode(&ld::<M, REG_SIZE>(m, g.reg(j))?);
+        let id = HostIdent::decode(&ld::<M, 64>(m, g.host_slot(j))?);
+        // A fenced incarnation's record was replayed (or found empty) before
+        // its fence was committed: one pending now was written by it after
+        // the fence, against a pool the survivor has changed since, and is
+        // never applied (quarantine, as the hosts do).
+        let fenced =
+            id.is_some_and(|i| i.state == host_state::ACTIVE && reg.fenced_epoch >= i.epoch);
         if let Some(p) = journal::pending(m, &g, j)? {
-            if p.seq > reg.replayed_seq {
+            if p.seq > reg.replayed_seq && !fenced {
                 journal::apply(m, &g, j, &p)?;
             }
             journal::mark_applied(m, &g, j, p.seq)?;
@@ -861,6 +868,7 @@ fn rebuild<M: Media>(
     // 5. hosts
     let mut owned = [0u32; super::layout::MAX_HOSTS];
     let mut epochs = [0u64; super::layout::MAX_HOSTS];
+    let mut free = [false; super::layout::MAX_HOSTS];
     for j in 0..g.max_hosts {
         let reg = RegRec::decode(&ld::<M, REG_SIZE>(m, g.reg(j))?);
         let id = HostIdent::decode(&ld::<M, 64>(m, g.host_slot(j))?);
@@ -878,6 +886,9 @@ fn rebuild<M: Media>(
             Some(i) if i.state == host_state::FREE => host_state::FREE,
             _ => host_state::LEFT,
         };
+        if let Some(f) = free.get_mut(j as usize) {
+            *f = state == host_state::FREE;
+        }
         let nid = HostIdent {
             state,
             node: j,
@@ -932,11 +943,17 @@ fn rebuild<M: Media>(
     for j in 0..g.max_hosts {
         let mut reg = RegRec::decode(&ld::<M, REG_SIZE>(m, g.reg(j))?);
         let e = epochs.get(j as usize).copied().unwrap_or(0);
+        // Every incarnation that was here is fenced: one that only stalled
+        // (a repair forced over a live pool, or a host silent at the check)
+        // finds its fence at its next check and writes nothing more, instead
+        // of resuming in a pool rebuilt without it. The next join goes above.
+        if !free.get(j as usize).copied().unwrap_or(true) {
+            reg.fenced_epoch = reg.fenced_epoch.max(e);
+        }
         reg.recovered_epoch = reg.fenced_epoch;
         reg.orphan_head = NIL;
         reg.orphan_count = 0;
         reg.chunks_owned = owned.get(j as usize).copied().unwrap_or(0);
-        let _ = e;
         let mut b = [0u8; REG_SIZE];
         reg.encode(&mut b);
         st(m, g.reg(j), &b)?;

@@ -19,6 +19,9 @@ pub enum StallAt {
     BeforeCreate,
     /// At a random media call inside its create, set_size or publish.
     InsideCreate,
+    /// After publishing a key, before it takes a hold on it (an open); the
+    /// clock as `freeze_clock` says. The outcome's `create` is the hold's.
+    BeforeHold,
 }
 
 /// One stall scenario.
@@ -130,17 +133,30 @@ pub fn stalled_host_resumes(c: StallCase) -> Result<StallOutcome, String> {
             (
                 0,
                 Box::new(|| {
+                    let mine = match c.at {
+                        StallAt::BeforeHold => {
+                            Some(write_key(&mut afs, dir, 0).map_err(e("key 0"))?)
+                        }
+                        _ => None,
+                    };
                     // A heartbeat first: the lease is fresh when the stall hits.
                     afs.heartbeat().map_err(e("heartbeat 0"))?;
                     match c.at {
-                        StallAt::BeforeCreate => sim.stall(0, STALL_NS, c.freeze_clock),
+                        StallAt::BeforeCreate | StallAt::BeforeHold => {
+                            sim.stall(0, STALL_NS, c.freeze_clock)
+                        }
                         StallAt::InsideCreate => {
                             let mut g = sim.lock();
                             g.may_stall[0] = true;
                             g.stall_ppm = 60_000;
                         }
                     }
-                    let r = write_key(&mut afs, dir, 0);
+                    let r = match mine {
+                        // Its hold would be ignored by the survivor (it is
+                        // fenced): the key may be reclaimed under it.
+                        Some((entry, gen)) => afs.hold(entry, gen).map(|()| (entry, gen)),
+                        None => write_key(&mut afs, dir, 0),
+                    };
                     {
                         let mut g = sim.lock();
                         g.may_stall[0] = false;

@@ -35,6 +35,24 @@ fn frozen_clock_then_create() {
     }
 }
 
+/// The same before an open (a hold on a key it published): survivors ignore
+/// a fenced host's holds and may reclaim the key, so the hold must fail
+/// rather than let the host read units that may now be another key's.
+/// Without the fence re-read in `hold_vouched` it succeeded in every seed.
+#[test]
+fn frozen_clock_then_hold() {
+    for seed in 0..40 {
+        let o = stalled_host_resumes(case(seed, StallAt::BeforeHold, true, false, false))
+            .unwrap_or_else(|x| panic!("seed {seed}: {x}"));
+        assert!(o.stalled, "seed {seed}: no stall");
+        assert!(
+            matches!(o.create, Err(Error::Fenced) | Err(Error::NotJoined)),
+            "seed {seed}: the resumed host's hold: {:?}",
+            o.create
+        );
+    }
+}
+
 /// A boottime-like clock (it ran through the stall): the lease check alone
 /// already refuses.
 #[test]
