@@ -383,6 +383,9 @@ pub(crate) const TEST_SKIP_PINS: u32 = 4;
 /// Allow `IOC_TEST_HOLD_LOCK` (a host that holds the cross-host lock for a
 /// while, to be killed holding it).
 pub(crate) const TEST_HOLD_LOCK: u32 = 8;
+/// Sleep 100 ms after zeroing each unit of a growing key, so that a test can
+/// stop the host in the middle of a long zeroing.
+pub(crate) const TEST_SLOW_ZEROING: u32 = 16;
 
 fn test_skips(what: u32) -> bool {
     crate::test_skip() & what != 0
@@ -646,7 +649,10 @@ impl FileSystem for Marufs {
                         "{}: node {}'s slot says a host is active: watching its heartbeat for {} ms before taking it (a crashed host, or another host with the same node=)\n",
                         src,
                         node,
-                        (id.lease_ns.max(u64::from(lease_ms) * 1_000_000) * 3 / 2) / 1_000_000
+                        crate::marufs_core::fs::expiry_ns(
+                            id.lease_ns.max(tun.lease_ns),
+                            tun.margin_ns
+                        ) / 1_000_000
                     );
                 }
             }
@@ -1020,6 +1026,9 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
                 // window software fencing bounds); a failure fails the key.
                 d.fs().check_live().map_err(kerr)?;
                 d.map.zero(d.data_off + u * UNIT, UNIT)?;
+                if test_skips(TEST_SLOW_ZEROING) {
+                    crate::vfs::sys::sleep_killable(100);
+                }
             }
         }
         skip = 0;

@@ -28,7 +28,9 @@ pub fn cond_resched() {
 /// fatal signal is pending. May sleep.
 pub fn sleep_killable(ms: u32) -> bool {
     // SAFETY: called from process context without spinlocks held (the
-    // unmount path, and join's watch of a node's slot at mount).
+    // unmount path, join's watch of a node's slot at mount, and the
+    // test-only pause in a growing key's zeroing, which runs after the
+    // mount mutex is dropped).
     unsafe { shim::marufs_shim_sleep_killable(ms) }
 }
 

@@ -17,6 +17,7 @@ pub(crate) struct AtomicCounters {
     pub deduplicated: AtomicU64,
     pub discarded: AtomicU64,
     pub deleted: AtomicU64,
+    pub evicted: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -33,6 +34,7 @@ impl AtomicCounters {
             deduplicated: self.deduplicated.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
             deleted: self.deleted.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
         }
     }
 }
@@ -62,4 +64,6 @@ pub struct Counters {
     pub discarded: u64,
     /// Keys deleted by this store.
     pub deleted: u64,
+    /// Of those, keys deleted by eviction ([`Store::evict`](crate::Store::evict)).
+    pub evicted: u64,
 }

@@ -12,6 +12,7 @@ use crate::cache::Cache;
 use crate::coherence::{self, Coherence};
 use crate::counters::{AtomicCounters, Counters};
 use crate::error::{Error, Result};
+use crate::evict::{Evicted, EvictionPolicy, PinSet};
 use crate::lookup::{self, BatchedLookup, KeyInfo, LookupMode};
 use crate::map::{MapInner, Mapping};
 use crate::names::validate_name;
@@ -49,6 +50,9 @@ pub struct StoreOptions {
     pub coherence: Coherence,
     /// Use of marufs' batched lookup ioctl. Default: [`BatchedLookup::Auto`].
     pub batched_lookup: BatchedLookup,
+    /// Which keys [`Store::make_room`] evicts and when. Default: no quota,
+    /// watermarks 95/85 %.
+    pub eviction: EvictionPolicy,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +65,7 @@ impl Default for StoreOptions {
             validate_hits: true,
             coherence: Coherence::default(),
             batched_lookup: BatchedLookup::default(),
+            eviction: EvictionPolicy::default(),
         }
     }
 }
@@ -101,6 +106,11 @@ impl StoreOptions {
         self.batched_lookup = v;
         self
     }
+    /// Eviction policy.
+    pub fn eviction(mut self, v: EvictionPolicy) -> Self {
+        self.eviction = v;
+        self
+    }
 }
 
 /// State shared by a store, its allocation handles and pins.
@@ -110,6 +120,7 @@ pub(crate) struct Shared {
     dir: OwnedFd,
     counters: Arc<AtomicCounters>,
     coherence: Coherence,
+    pins: Arc<PinSet>,
 }
 
 /// One application's keys in a pool: the client of a marufs mount (the role
@@ -213,6 +224,7 @@ impl Store {
                 dir,
                 counters: Arc::new(AtomicCounters::default()),
                 coherence: opts.coherence,
+                pins: Arc::new(PinSet::default()),
             }),
             cache: Cache::new(opts.cache_capacity),
             opts: opts.clone(),
@@ -534,6 +546,92 @@ impl Store {
         }
     }
 
+    // ----------------------------------------------------------- capacity
+
+    /// Evicts at least `bytes` of pool space from this application: deletes
+    /// its oldest-published keys first, skipping keys pinned through this
+    /// store, until their allocated space adds up (or no key is left). See
+    /// [`EvictionPolicy`] for why deleting is always safe for readers.
+    pub fn evict(&self, bytes: u64) -> Result<Evicted> {
+        let mut out = Evicted::default();
+        if bytes == 0 {
+            return Ok(out);
+        }
+        let mut keys = self.list()?;
+        keys.sort_by(|a, b| (a.mtime_ns, &a.name).cmp(&(b.mtime_ns, &b.name)));
+        for k in keys {
+            if out.bytes >= bytes {
+                break;
+            }
+            if self.shared.pins.contains(k.ino) {
+                continue;
+            }
+            // Only this incarnation of the name: one stored again since the
+            // listing is newer than anything older left.
+            let c = self.cname("unlink", &k.name)?;
+            match sys::fstatat(self.dir(), &c) {
+                Ok(st) if st.st_ino == k.ino => {}
+                Ok(_) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(Error::io("stat", k.name.as_str(), e)),
+            }
+            if self.delete(&k.name)? {
+                out.keys += 1;
+                out.bytes = out.bytes.saturating_add(k.allocated);
+                self.shared.counters.evicted.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evicts what the store's [`EvictionPolicy`] says must go before `size`
+    /// more bytes are allocated (nothing if there is room).
+    pub fn make_room(&self, size: u64) -> Result<Evicted> {
+        let pool = self.shared.pool.usage()?;
+        let app = if self.opts.eviction.quota.is_some() {
+            self.list()?.iter().map(|k| k.allocated).sum()
+        } else {
+            0
+        };
+        let need = self
+            .opts
+            .eviction
+            .to_free(size, app, pool.total, pool.available);
+        self.evict(need)
+    }
+
+    /// [`alloc_unnamed`](Self::alloc_unnamed) (or [`alloc`](Self::alloc)
+    /// with `key`) that makes room first: with a quota, evicts per the
+    /// policy before allocating (this costs a listing of the application);
+    /// when the pool is full ([`Error::NoSpace`]), evicts and tries once
+    /// more. Still [`Error::NoSpace`] if nothing evictable was left.
+    pub fn alloc_evicting(&self, size: u64, key: Option<&str>) -> Result<AllocHandle> {
+        let go = || match key {
+            Some(k) => self.alloc(k, size),
+            None => self.alloc_unnamed(size),
+        };
+        if self.opts.eviction.quota.is_some() {
+            self.make_room(size)?;
+        }
+        match go() {
+            Err(Error::NoSpace { .. }) => {
+                let pool = self.shared.pool.usage()?;
+                let mut need = self
+                    .opts
+                    .eviction
+                    .to_free(size, 0, pool.total, pool.available);
+                if need == 0 {
+                    // statfs said there is room and the allocation said
+                    // not (no contiguous extent, a race): free its size.
+                    need = size;
+                }
+                self.evict(need)?;
+                go()
+            }
+            r => r,
+        }
+    }
+
     // ------------------------------------------------------------ reading
 
     /// A zero-copy read-only view of `key`'s bytes, or `None` if there is no
@@ -557,9 +655,9 @@ impl Store {
                     self.shared.counters.hits.fetch_add(1, Relaxed);
                     return Ok(Some(Mapping { inner: m }));
                 }
-                Ok(_) => self.evict(key, m.ino()),
+                Ok(_) => self.uncache(key, m.ino()),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    self.evict(key, m.ino());
+                    self.uncache(key, m.ino());
                     self.shared.counters.misses.fetch_add(1, Relaxed);
                     return Ok(None);
                 }
@@ -570,7 +668,7 @@ impl Store {
         self.map_key(key, &c)
     }
 
-    fn evict(&self, key: &str, ino: u64) {
+    fn uncache(&self, key: &str, ino: u64) {
         if self.cache.remove(key, Some(ino)) {
             self.shared.counters.evictions.fetch_add(1, Relaxed);
         }
@@ -728,11 +826,13 @@ impl Store {
         if !sys::is_reg(&st) {
             return Err(Error::NotFound(key.to_string()));
         }
+        self.shared.pins.add(st.st_ino);
         Ok(Pin {
             info: KeyInfo::from_stat(key.to_string(), &st),
             fd,
             coherence: self.shared.coherence,
             counters: self.shared.counters.clone(),
+            pins: self.shared.pins.clone(),
         })
     }
 
@@ -1021,6 +1121,13 @@ pub struct Pin {
     fd: OwnedFd,
     coherence: Coherence,
     counters: Arc<AtomicCounters>,
+    pins: Arc<PinSet>,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.pins.remove(self.info.ino);
+    }
 }
 
 impl Pin {

@@ -528,3 +528,50 @@ fn types_are_thread_safe() {
     send_sync::<maru::AllocHandle>();
     send_sync::<Error>();
 }
+
+#[test]
+fn eviction_oldest_first_skipping_pins() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let q = 10 * 4096;
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(q),
+        high_pct: 90,
+        low_pct: 50,
+    });
+    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    // Eight 4 KiB keys, published in order (distinct mtimes).
+    for i in 0..8u8 {
+        assert!(s.store_bytes(&format!("k{i}"), &[i; 4096]).unwrap());
+        let f = std::fs::File::open(t.path().join(format!("app/k{i}"))).unwrap();
+        let mtime =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + u64::from(i));
+        f.set_modified(mtime).unwrap();
+    }
+    let pinned = s.pin("k1").unwrap();
+    let view = s.retrieve("k0").unwrap().unwrap();
+    // 8 keys + 2 more would pass 90 % of 10: evict down to 50 % minus the new.
+    let ev = s.make_room(2 * 4096).unwrap();
+    let left: Vec<String> = {
+        let mut v: Vec<String> = s.list().unwrap().into_iter().map(|k| k.name).collect();
+        v.sort();
+        v
+    };
+    // Oldest first (k0, k2, k3, ...), k1 kept: it is pinned.
+    assert_eq!(ev.keys, 5, "{left:?}");
+    assert_eq!(left, ["k1", "k6", "k7"]);
+    // Deleted keys stay readable for whoever holds them.
+    assert_eq!(&view[..], &[0u8; 4096][..]);
+    assert_eq!(&pinned.map().unwrap()[..], &[1u8; 4096][..]);
+    assert_eq!(s.counters().evicted, 5);
+    // Unpinned, it is the oldest.
+    drop(pinned);
+    let ev = s.evict(1).unwrap();
+    assert_eq!((ev.keys, ev.bytes >= 4096), (1, true));
+    assert!(!s.exists("k1").unwrap());
+    // Below the watermark, nothing goes.
+    assert_eq!(s.make_room(4096).unwrap().keys, 0);
+    let h = s.alloc_evicting(4096, None).unwrap();
+    assert!(s.store_as(h, "new").unwrap());
+    assert_eq!(s.list().unwrap().len(), 3);
+}

@@ -122,12 +122,20 @@ struct Obs {
     epoch: u64,
     hb: u64,
     since: u64,
+    /// The checksum ([`PeerView::line_sum`]) of an identity line found
+    /// unreadable for a whole patience period: while the line still reads
+    /// exactly so, the slot is damage (a crash mid-join), passed at once
+    /// instead of being waited for by every acquisition. 0: none.
+    torn_sum: u64,
 }
 
 /// A peer's host slot as read (invalidated) from media.
 #[derive(Clone, Copy, Debug)]
 struct PeerView {
     ident: Option<HostIdent>,
+    /// FNV-1a of the identity line's bytes, never 0: tells an unreadable
+    /// line that changed (a host writing it) from one that stays as it is.
+    line_sum: u64,
     hb: u64,
     choosing: u64,
     ticket: u64,
@@ -139,6 +147,7 @@ const PEER_BATCH: usize = 8;
 impl PeerView {
     const EMPTY: PeerView = PeerView {
         ident: None,
+        line_sum: 1,
         hb: 0,
         choosing: 0,
         ticket: 0,
@@ -150,8 +159,13 @@ impl PeerView {
         if let Some(s) = b.get(..64) {
             l0.copy_from_slice(s);
         }
+        let mut sum = 0xcbf2_9ce4_8422_2325u64;
+        for x in l0 {
+            sum = (sum ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
         PeerView {
             ident: HostIdent::decode(&l0),
+            line_sum: sum | 1,
             hb: super::layout::rd64(b, host_word::HEARTBEAT as usize),
             choosing: super::layout::rd64(b, host_word::CHOOSING as usize),
             ticket: super::layout::rd64(b, host_word::TICKET as usize),
@@ -764,6 +778,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     epoch: ident.epoch,
                     hb,
                     since: now.max(1),
+                    torn_sum: 0,
                 };
             }
             return false;
@@ -860,10 +875,18 @@ impl<M: Media, E: Env> Fs<M, E> {
                     if !fresh {
                         continue;
                     }
+                    let judged = self.obs.get(j as usize).map_or(0, |o| o.torn_sum);
+                    if judged == v.line_sum {
+                        // Judged damage before, and unchanged since.
+                        break;
+                    }
                     let now = self.env.now_ns();
                     if torn_since == 0 {
                         torn_since = now.max(1);
                     } else if now.saturating_sub(torn_since) > patience {
+                        if let Some(o) = self.obs.get_mut(j as usize) {
+                            o.torn_sum = v.line_sum;
+                        }
                         break;
                     }
                     // Torn identity line: the peer is joining; look again.
@@ -1331,7 +1354,9 @@ impl<M: Media, E: Env> Fs<M, E> {
         }
         let (lease_ns, join_time) = ident.map_or((0, 0), |i| (i.lease_ns, i.join_time));
         let lease = lease_ns.max(self.tun.lease_ns);
-        let limit = lease.saturating_add(self.tun.margin_ns);
+        // The same silence as a survivor's judgement (`expiry_ns`: the
+        // holder's lease, the larger margin, the clock-rate allowance).
+        let limit = expiry_ns(lease, self.tun.margin_ns);
         // Time is sampled before each read, so a stall of this host between
         // a read and the clock only shortens what it believes it watched.
         let start = self.env.now_ns();
@@ -2561,7 +2586,14 @@ impl<M: Media, E: Env> Fs<M, E> {
                 if v.ident.is_some_and(|id| id.state != host_state::ACTIVE) {
                     continue;
                 }
-                let Some(id) = self.ident(j)? else {
+                let fresh = self.peer(j)?;
+                let Some(id) = fresh.ident else {
+                    // Unreadable: a host may be joining, and may hold it;
+                    // unless this host judged the line damage (unchanged
+                    // through a whole patience period, see `lock_inner`).
+                    if self.obs.get(j as usize).map_or(0, |o| o.torn_sum) == fresh.line_sum {
+                        continue;
+                    }
                     return Ok(true);
                 };
                 if id.state != host_state::ACTIVE || self.reg(j)?.fenced_epoch >= id.epoch {

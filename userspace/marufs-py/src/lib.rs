@@ -125,7 +125,8 @@ struct Store {
 impl Store {
     #[new]
     #[pyo3(signature = (mount, app, *, create=true, dir_mode=None, key_mode=None,
-        cache_capacity=None, validate_hits=true, coherence="kernel", batched_lookup="auto"))]
+        cache_capacity=None, validate_hits=true, coherence="kernel", batched_lookup="auto",
+        quota=None, high_pct=95, low_pct=85))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -138,12 +139,25 @@ impl Store {
         validate_hits: bool,
         coherence: &str,
         batched_lookup: &str,
+        quota: Option<u64>,
+        high_pct: u8,
+        low_pct: u8,
     ) -> PyResult<Self> {
+        if low_pct > high_pct || high_pct > 100 {
+            return Err(PyValueError::new_err(format!(
+                "watermarks must satisfy low_pct <= high_pct <= 100 (got {low_pct}, {high_pct})"
+            )));
+        }
         let mut o = maru::StoreOptions::default()
             .create(create)
             .validate_hits(validate_hits)
             .coherence(self::coherence(coherence)?)
-            .batched_lookup(batched(batched_lookup)?);
+            .batched_lookup(batched(batched_lookup)?)
+            .eviction(maru::EvictionPolicy {
+                quota,
+                high_pct,
+                low_pct,
+            });
         if let Some(m) = dir_mode {
             o = o.dir_mode(m);
         }
@@ -187,12 +201,22 @@ impl Store {
     /// Without `key`, an unnamed allocation, named when published; with it,
     /// the key is reserved at once (a second writer gets EEXIST before
     /// writing anything).
-    #[pyo3(signature = (size, key=None))]
-    fn alloc(&self, py: Python<'_>, size: u64, key: Option<&str>) -> PyResult<Allocation> {
+    /// With `evict=True`, makes room first by the store's eviction policy
+    /// (see `evict`): past the quota's high watermark, or when the pool is
+    /// full (ENOSPC), the application's oldest keys are deleted.
+    #[pyo3(signature = (size, key=None, *, evict=false))]
+    fn alloc(
+        &self,
+        py: Python<'_>,
+        size: u64,
+        key: Option<&str>,
+        evict: bool,
+    ) -> PyResult<Allocation> {
         let h = py
-            .detach(|| match key {
-                Some(k) => self.inner.alloc(k, size),
-                None => self.inner.alloc_unnamed(size),
+            .detach(|| match (key, evict) {
+                (k, true) => self.inner.alloc_evicting(size, k),
+                (Some(k), false) => self.inner.alloc(k, size),
+                (None, false) => self.inner.alloc_unnamed(size),
             })
             .map_err(err)?;
         Ok(Allocation::new(h))
@@ -311,6 +335,22 @@ impl Store {
         }
     }
 
+    /// Deletes the application's oldest-published keys (skipping keys
+    /// pinned through this store) until at least `nbytes` of pool space is
+    /// freed. Safe for readers on every host: views and pins of a deleted
+    /// key stay valid. Returns {"keys": n, "bytes": b}.
+    fn evict<'py>(&self, py: Python<'py>, nbytes: u64) -> PyResult<Bound<'py, PyDict>> {
+        let e = py.detach(|| self.inner.evict(nbytes)).map_err(err)?;
+        evicted(py, e)
+    }
+
+    /// Evicts what the policy (quota, high_pct, low_pct) requires before
+    /// allocating `size` bytes; nothing if there is room.
+    fn make_room<'py>(&self, py: Python<'py>, size: u64) -> PyResult<Bound<'py, PyDict>> {
+        let e = py.detach(|| self.inner.make_room(size)).map_err(err)?;
+        evicted(py, e)
+    }
+
     /// The keys of the application.
     fn list(&self, py: Python<'_>) -> PyResult<Vec<KeyInfo>> {
         let v = py.detach(|| self.inner.list()).map_err(err)?;
@@ -371,6 +411,13 @@ impl Store {
     }
 }
 
+fn evicted(py: Python<'_>, e: maru::Evicted) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("keys", e.keys)?;
+    d.set_item("bytes", e.bytes)?;
+    Ok(d)
+}
+
 fn counters<'py>(py: Python<'py>, c: &maru::Counters) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in [
@@ -385,6 +432,7 @@ fn counters<'py>(py: Python<'py>, c: &maru::Counters) -> PyResult<Bound<'py, PyD
         ("deduplicated", c.deduplicated),
         ("discarded", c.discarded),
         ("deleted", c.deleted),
+        ("evicted", c.evicted),
     ] {
         d.set_item(k, v)?;
     }

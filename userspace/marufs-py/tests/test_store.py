@@ -239,3 +239,22 @@ def test_torch_frombuffer(store):
         warnings.simplefilter("ignore")  # torch warns that the buffer is read-only
         r = torch.frombuffer(v, dtype=torch.float32)
     assert torch.equal(r, t)
+
+
+def test_eviction(tmp_path):
+    import os
+
+    s = marufs.Store(tmp_path, "app", quota=10 * 4096, high_pct=90, low_pct=50)
+    for i in range(8):
+        assert s.put(f"k{i}", bytes([i]) * 4096)
+        os.utime(tmp_path / "app" / f"k{i}", ns=(10**18 + i, 10**18 + i))
+    with s.pin("k0"):
+        got = s.make_room(2 * 4096)
+        assert got["keys"] == 5
+        assert sorted(k.name for k in s.list()) == ["k0", "k6", "k7"]
+    assert s.evict(1)["keys"] == 1 and not s.exists("k0")
+    assert s.counters()["evicted"] == 6
+    a = s.alloc(4096, evict=True)
+    assert s.publish(a, "new")
+    with pytest.raises(ValueError):
+        marufs.Store(tmp_path, "app", high_pct=50, low_pct=60)

@@ -87,3 +87,76 @@ fn a_repaired_pool_fences_a_stalled_host() {
     let h = b.create(d, b"after", 0, 0, 0o644).unwrap();
     b.publish(&h, None).unwrap();
 }
+
+/// A host slot whose identity line is damaged (a crash in the middle of a
+/// join, a torn 8-byte store): the first lock acquisition waits a patience
+/// period (it may be a host writing its line), later ones pass the slot at
+/// once while it reads the same. Before, every acquisition waited the whole
+/// patience period (1.5 leases per create, for as long as the slot stayed
+/// torn).
+#[test]
+fn a_torn_slot_is_waited_for_once() {
+    use marufs_core::media::Env;
+    use marufs_core::Media;
+    let size = 16 * UNIT;
+    let m = MemMedia::new(size);
+    let o = FormatOptions {
+        uuid: [4; 16],
+        ..FormatOptions::small(size, 4, 64, 4)
+    };
+    format(&m, &o, &mut |_, _| {}).unwrap();
+    let mut a = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
+    a.join().unwrap();
+    let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let slot = a.geometry().host_slot(2);
+    m.store(slot, &[0x5a; 64]).unwrap();
+    let patience = tun().lease_ns + tun().margin_ns;
+    let t0 = a.env().now_ns();
+    a.create(d, b"k0", 0, 0, 0o644).unwrap();
+    let first = a.env().now_ns() - t0;
+    assert!(
+        first > patience,
+        "the first acquisition waited only {first} ns"
+    );
+    let t1 = a.env().now_ns();
+    for i in 1..10u32 {
+        a.heartbeat().unwrap();
+        a.create(d, format!("k{i}").as_bytes(), 0, 0, 0o644)
+            .unwrap();
+    }
+    let rest = a.env().now_ns() - t1;
+    assert!(rest < patience / 10, "9 more creates took {rest} ns");
+    // A line that changes is looked at again (a host may be writing it).
+    m.store(slot, &[0x5b; 64]).unwrap();
+    let t2 = a.env().now_ns();
+    a.heartbeat().unwrap();
+    a.create(d, b"k10", 0, 0, 0o644).unwrap();
+    assert!(a.env().now_ns() - t2 > patience);
+}
+
+/// The same slot does not keep deleted keys' space forever: once judged
+/// damage, its (unreadable) holds no longer count, and an unlinked key is
+/// reclaimed.
+#[test]
+fn a_torn_slot_does_not_pin_orphans() {
+    use marufs_core::Media;
+    let size = 16 * UNIT;
+    let m = MemMedia::new(size);
+    let o = FormatOptions {
+        uuid: [5; 16],
+        ..FormatOptions::small(size, 4, 64, 4)
+    };
+    format(&m, &o, &mut |_, _| {}).unwrap();
+    let mut a = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
+    a.join().unwrap();
+    let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
+    let h = a.create(d, b"k", 0, 0, 0o644).unwrap();
+    a.set_size(&h, UNIT).unwrap();
+    a.publish(&h, None).unwrap();
+    m.store(a.geometry().host_slot(2), &[0x5a; 64]).unwrap();
+    assert_eq!(
+        a.unlink_reclaim(d, b"k").unwrap(),
+        1,
+        "the orphan was not freed"
+    );
+}

@@ -1,0 +1,132 @@
+//! Capacity: evicting an application's keys when its quota or the pool is
+//! full (the policy of [`Store::make_room`](crate::Store::make_room)).
+//!
+//! Deleting a key is always safe for its readers, on every host: the name
+//! goes at once, the bytes stay valid for whoever maps, opens or pins the
+//! key, and the space returns when the last of them lets go. So eviction
+//! needs no coordination; it only chooses *which* keys:
+//!
+//! 1. the application's keys, oldest published first (the key's `mtime`,
+//!    which marufs sets at publication), ties by name;
+//! 2. skipping keys pinned through this store ([`Store::pin`](crate::Store::pin)):
+//!    their space would not come back while pinned anyway;
+//! 3. until the bytes asked for are freed.
+//!
+//! Watermarks: with a quota, the application is cut down to `low_pct` of it
+//! once an allocation would take it past `high_pct`; when the pool itself is
+//! full, enough is evicted to leave room for the allocation plus
+//! `high_pct - low_pct` percent of the pool, so that the next allocations do
+//! not each pay an eviction.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The eviction policy of a store (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EvictionPolicy {
+    /// Most pool space (allocated bytes) the application's keys may take
+    /// before allocations evict; `None`: no quota (evict only when the pool
+    /// is full).
+    pub quota: Option<u64>,
+    /// An allocation that would take the application past this percentage
+    /// of its quota evicts first. Default 95.
+    pub high_pct: u8,
+    /// ... down to this percentage. Default 85.
+    pub low_pct: u8,
+}
+
+impl Default for EvictionPolicy {
+    fn default() -> Self {
+        EvictionPolicy {
+            quota: None,
+            high_pct: 95,
+            low_pct: 85,
+        }
+    }
+}
+
+impl EvictionPolicy {
+    /// The bytes to evict before allocating `size` more, given the
+    /// application's allocated bytes and the pool's total and free bytes.
+    pub fn to_free(&self, size: u64, app_allocated: u64, pool_total: u64, pool_free: u64) -> u64 {
+        let high = u64::from(self.high_pct.min(100));
+        let low = u64::from(self.low_pct.min(self.high_pct).min(100));
+        let for_quota = match self.quota {
+            Some(q)
+                if app_allocated.saturating_add(size) > q / 100 * high + q % 100 * high / 100 =>
+            {
+                let target = (q / 100 * low + q % 100 * low / 100).saturating_sub(size);
+                app_allocated.saturating_sub(target)
+            }
+            _ => 0,
+        };
+        let for_pool = if pool_free < size {
+            let slack = pool_total / 100 * (high - low);
+            size.saturating_add(slack).saturating_sub(pool_free)
+        } else {
+            0
+        };
+        for_quota.max(for_pool)
+    }
+}
+
+/// What an eviction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Keys deleted.
+    pub keys: u64,
+    /// Pool space they occupied (returned once no host holds them).
+    pub bytes: u64,
+}
+
+/// Keys pinned through one store (by inode): not evicted.
+#[derive(Default)]
+pub(crate) struct PinSet {
+    m: Mutex<HashMap<u64, u32>>,
+}
+
+impl PinSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
+        self.m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(crate) fn add(&self, ino: u64) {
+        *self.lock().entry(ino).or_insert(0) += 1;
+    }
+    pub(crate) fn remove(&self, ino: u64) {
+        let mut g = self.lock();
+        if let Some(n) = g.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                g.remove(&ino);
+            }
+        }
+    }
+    pub(crate) fn contains(&self, ino: u64) -> bool {
+        self.lock().contains_key(&ino)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: u64 = 1 << 30;
+
+    #[test]
+    fn watermarks() {
+        let p = EvictionPolicy {
+            quota: Some(100 * G),
+            ..EvictionPolicy::default()
+        };
+        // Below the high watermark: nothing.
+        assert_eq!(p.to_free(G, 90 * G, 1000 * G, 500 * G), 0);
+        // Past it: down to 85 % with room for the allocation.
+        assert_eq!(p.to_free(2 * G, 94 * G, 1000 * G, 500 * G), 94 * G - 83 * G);
+        // The pool is full: the allocation plus 10 % of the pool.
+        let q = EvictionPolicy::default();
+        assert_eq!(q.to_free(G, 0, 100 * G, 0), G + 10 * G);
+        assert_eq!(q.to_free(G, 0, 100 * G, G), 0);
+        // The larger need wins.
+        assert_eq!(p.to_free(2 * G, 94 * G, 100 * G, 0), (2 + 10) * G);
+    }
+}
