@@ -122,11 +122,6 @@ struct Obs {
     epoch: u64,
     hb: u64,
     since: u64,
-    /// The checksum ([`PeerView::line_sum`]) of an identity line found
-    /// unreadable for a whole patience period: while the line still reads
-    /// exactly so, the slot is damage (a crash mid-join), passed at once
-    /// instead of being waited for by every acquisition. 0: none.
-    torn_sum: u64,
 }
 
 /// A peer's host slot as read (invalidated) from media.
@@ -135,7 +130,7 @@ struct PeerView {
     ident: Option<HostIdent>,
     /// FNV-1a of the identity line's bytes, never 0: tells an unreadable
     /// line that changed (a host writing it) from one that stays as it is.
-    line_sum: u64,
+    line_sum: u32,
     hb: u64,
     choosing: u64,
     ticket: u64,
@@ -165,7 +160,7 @@ impl PeerView {
         }
         PeerView {
             ident: HostIdent::decode(&l0),
-            line_sum: sum | 1,
+            line_sum: ((sum ^ (sum >> 32)) as u32) | 1,
             hb: super::layout::rd64(b, host_word::HEARTBEAT as usize),
             choosing: super::layout::rd64(b, host_word::CHOOSING as usize),
             ticket: super::layout::rd64(b, host_word::TICKET as usize),
@@ -380,6 +375,11 @@ pub struct Fs<M: Media, E: Env> {
     locked: bool,
     next_seq: u64,
     obs: [Obs; MAX_HOSTS],
+    /// Per peer, the checksum ([`PeerView::line_sum`]) of an identity line
+    /// found unreadable for a whole patience period: while the line still
+    /// reads exactly so, the slot is damage (a crash mid-join), passed at
+    /// once instead of being waited for by every acquisition. 0: none.
+    torn: [u32; MAX_HOSTS],
     own: [u32; OWN_CACHE],
     own_n: usize,
     /// Units of cached own chunks this host zeroed while free and hasn't
@@ -429,6 +429,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             locked: false,
             next_seq: 1,
             obs: [Obs::default(); MAX_HOSTS],
+            torn: [0; MAX_HOSTS],
             own: [0; OWN_CACHE],
             own_n: 0,
             zeroed: [NIL; ZEROED_MAX],
@@ -778,7 +779,6 @@ impl<M: Media, E: Env> Fs<M, E> {
                     epoch: ident.epoch,
                     hb,
                     since: now.max(1),
-                    torn_sum: 0,
                 };
             }
             return false;
@@ -875,7 +875,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     if !fresh {
                         continue;
                     }
-                    let judged = self.obs.get(j as usize).map_or(0, |o| o.torn_sum);
+                    let judged = self.torn.get(j as usize).copied().unwrap_or(0);
                     if judged == v.line_sum {
                         // Judged damage before, and unchanged since.
                         break;
@@ -884,8 +884,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                     if torn_since == 0 {
                         torn_since = now.max(1);
                     } else if now.saturating_sub(torn_since) > patience {
-                        if let Some(o) = self.obs.get_mut(j as usize) {
-                            o.torn_sum = v.line_sum;
+                        if let Some(t) = self.torn.get_mut(j as usize) {
+                            *t = v.line_sum;
                         }
                         break;
                     }
@@ -2591,7 +2591,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     // Unreadable: a host may be joining, and may hold it;
                     // unless this host judged the line damage (unchanged
                     // through a whole patience period, see `lock_inner`).
-                    if self.obs.get(j as usize).map_or(0, |o| o.torn_sum) == fresh.line_sum {
+                    if self.torn.get(j as usize).copied().unwrap_or(0) == fresh.line_sum {
                         continue;
                     }
                     return Ok(true);
