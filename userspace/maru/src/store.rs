@@ -458,6 +458,9 @@ impl Store {
                 // The VMA holds the file (and on marufs its hold on the
                 // key): the descriptor is not needed any more.
                 handle.fd = None;
+                // Immutable now, and inherited by a fork like any mapping of
+                // a published key.
+                sys::seal_published(handle.ptr.as_ptr(), handle.len);
                 let inner =
                     MapInner::adopt(handle.ptr, handle.len, handle.ino, &self.shared.counters);
                 // The mapping now belongs to `inner`; the handle's drop finds
@@ -610,6 +613,12 @@ impl Store {
             Some(k) => self.alloc(k, size),
             None => self.alloc_unnamed(size),
         };
+        if let Some(k) = key {
+            // Deduplication first: no key is evicted for a name that exists.
+            if self.exists(k)? {
+                return Err(Error::Exists(k.to_string()));
+            }
+        }
         if self.opts.eviction.quota.is_some() {
             self.make_room(size)?;
         }
@@ -1002,6 +1011,73 @@ impl AllocHandle {
             }
             Err(e) => Err(Error::io("stat", self.key.as_str(), e)),
         }
+    }
+
+    /// Publishes a named allocation ([`Store::alloc`]) keeping its address:
+    /// the writable mapping is replaced in place, first by an inaccessible
+    /// placeholder (releasing it is what publishes the key), then by a
+    /// read-only mapping of the published key. Anything pointing into the
+    /// allocation reads the published value afterwards; only a read racing
+    /// with the publish itself can fault (`SIGSEGV` on the placeholder),
+    /// never read other memory. Errors as [`publish`](Self::publish); on
+    /// failure after the key was released the address stays reserved
+    /// (inaccessible) for good.
+    pub fn publish_remapped(mut self) -> Result<Mapping> {
+        if !self.named {
+            return Err(Error::InvalidName {
+                name: String::new(),
+                why: "an unnamed allocation is published with Store::publish_mapped",
+            });
+        }
+        if self.shared.coherence == Coherence::Flush {
+            coherence::write_back(self.ptr.as_ptr(), self.len);
+        }
+        let Some(fd) = self.fd.take() else {
+            return Err(Error::PublishFailed(self.key.clone()));
+        };
+        drop(fd);
+        let (ptr, len) = (self.ptr, self.len);
+        // From here the handle owns nothing (no discard at drop).
+        self.len = 0;
+        self.ptr = NonNull::dangling();
+        if len > 0 {
+            // SAFETY: ptr/len is this handle's one writable mapping, given up
+            // above; callers write nothing through it any more.
+            if let Err(e) = unsafe { sys::remap_fixed(ptr.as_ptr(), len, None) } {
+                // Could not swap: release the mapping the ordinary way.
+                // SAFETY: still our mapping, nothing uses it.
+                unsafe { sys::munmap(ptr.as_ptr(), len) };
+                return Err(Error::io("mmap", self.key.as_str(), e));
+            }
+        }
+        let c = sys::cname(&self.key).map_err(|e| Error::io("open", self.key.as_str(), e))?;
+        let fd = match sys::openat(
+            self.shared.dir.as_fd(),
+            &c,
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::PublishFailed(self.key.clone()))
+            }
+            Err(e) => return Err(Error::io("open", self.key.as_str(), e)),
+        };
+        match sys::fstat(fd.as_fd()) {
+            Ok(st) if st.st_ino == self.ino => {}
+            Ok(_) => return Err(Error::PublishFailed(self.key.clone())),
+            Err(e) => return Err(Error::io("stat", self.key.as_str(), e)),
+        }
+        self.shared.counters.stored.fetch_add(1, Relaxed);
+        if len > 0 {
+            // SAFETY: ptr/len is the placeholder we own; the new pages are
+            // the published key's, read-only.
+            unsafe { sys::remap_fixed(ptr.as_ptr(), len, Some(fd.as_fd())) }
+                .map_err(|e| Error::io("mmap", self.key.as_str(), e))?;
+        }
+        Ok(Mapping {
+            inner: Arc::new(MapInner::adopt(ptr, len, self.ino, &self.shared.counters)),
+        })
     }
 
     fn flush_and_unmap(&mut self) {

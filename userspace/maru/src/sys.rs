@@ -260,6 +260,50 @@ pub fn mmap_shared(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result
     Ok(p.cast())
 }
 
+/// Replaces the pages at `ptr..ptr+len` (a mapping of ours) by `fd`'s first
+/// `len` bytes, read-only (`MAP_FIXED`: atomically, the address stays
+/// mapped throughout), or, with `fd` `None`, by an inaccessible placeholder
+/// (`PROT_NONE`, no memory): a stale pointer into it faults instead of
+/// reading whatever the address would be reused for.
+///
+/// # Safety
+///
+/// `ptr`/`len` must be exactly one live mapping of ours, and nothing may
+/// write through it any more (reads see the new pages).
+pub unsafe fn remap_fixed(ptr: *mut u8, len: usize, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    let (prot, flags, raw) = match fd {
+        Some(fd) => (libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd()),
+        None => (
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+        ),
+    };
+    // SAFETY: caller contract: the range is ours, so MAP_FIXED replaces
+    // nothing anybody else owns.
+    let p = unsafe { libc::mmap(ptr.cast(), len, prot, flags | libc::MAP_FIXED, raw, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes a mapping of ours read-only and inherited by `fork` again (an
+/// allocation's, once its key is published: it is immutable, and a child
+/// may read it like any other published key's mapping).
+pub fn seal_published(ptr: *mut u8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    // SAFETY: advisory and protection changes on our own mapping; no write
+    // through it may follow (the key is published), failures are harmless
+    // (marufs refuses writes to a published key by itself).
+    unsafe {
+        libc::mprotect(ptr.cast(), len, libc::PROT_READ);
+        libc::madvise(ptr.cast(), len, libc::MADV_DOFORK);
+    }
+}
+
 /// Unmaps a mapping made by [`mmap_shared`].
 ///
 /// # Safety

@@ -258,15 +258,24 @@ impl Store {
             }
         };
         let len = buf.len_bytes() as u64;
-        let mut h = match py.detach(|| self.inner.alloc(key, len)) {
-            Ok(h) => h,
-            Err(maru::Error::Exists(_)) => return Ok(false),
-            Err(e) => return Err(err(e)),
+        // Unnamed until complete: a writer that dies half way (SIGKILL,
+        // os._exit) leaves nothing behind, where a named allocation's
+        // release would publish what it had.
+        let h = py
+            .detach(|| {
+                maru::validate_name(key)?;
+                if self.inner.exists(key)? {
+                    return Ok(None);
+                }
+                self.inner.alloc_unnamed(len).map(Some)
+            })
+            .map_err(err)?;
+        let Some(mut h) = h else {
+            return Ok(false);
         };
         buf.copy_to_slice(py, &mut h[..])?;
         drop(buf);
-        py.detach(|| self.inner.store(h)).map_err(err)?;
-        Ok(true)
+        py.detach(|| self.inner.store_as(h, key)).map_err(err)
     }
 
     /// A zero-copy read-only view of `key`, or None if there is no such key.
@@ -511,23 +520,23 @@ impl Allocation {
                     "the allocation was made for key {own:?}: it is published under that name"
                 )));
             }
-            if st.exports > 0 {
-                st.slot = Slot::Writable(h);
-                return Err(buffer_err(
-                    "publishing a named allocation unmaps it, and buffers still point into it: \
-                     release them first (or allocate unnamed and publish with a key, which keeps \
-                     the memory mapped)",
-                ));
-            }
             drop(st);
-            // Nothing can point into it: no buffer exists and new requests
-            // see Busy.
-            let r = py.detach(|| h.publish());
+            // Published in place: the address stays mapped (read-only, the
+            // published key's pages), so buffers and tensors made from it
+            // stay valid, whether or not they are still counted as exports.
+            let r = py.detach(|| h.publish_remapped());
             let mut st = lock(&self.state);
-            st.slot = Slot::Gone;
-            r.map_err(err)?;
-            st.published_as = Some(own);
-            return Ok(true);
+            return match r {
+                Ok(m) => {
+                    st.slot = Slot::Published(m);
+                    st.published_as = Some(own);
+                    Ok(true)
+                }
+                Err(e) => {
+                    st.slot = Slot::Gone;
+                    Err(err(e))
+                }
+            };
         }
         let Some(key) = key else {
             st.slot = Slot::Writable(h);
@@ -540,7 +549,7 @@ impl Allocation {
         // the link leaves mapped (and `publish_mapped` gives back on failure).
         let r = py.detach(|| store.publish_mapped(h, key));
         let mut st = lock(&self.state);
-        let out = match r {
+        match r {
             Ok(m) => {
                 st.slot = Slot::Published(m);
                 st.published_as = Some(key.to_string());
@@ -553,33 +562,18 @@ impl Allocation {
                     e => Err(err(e)),
                 }
             }
-        };
-        // A free requested meanwhile, with no buffer left: do it now.
-        if st.free_pending && st.exports == 0 {
-            let slot = std::mem::replace(&mut st.slot, Slot::Gone);
-            drop(st);
-            py.detach(|| release(slot));
         }
-        out
     }
 
-    fn free(&self, py: Python<'_>) -> PyResult<()> {
-        let mut st = lock(&self.state);
-        if st.exports > 0 || matches!(st.slot, Slot::Busy) {
-            st.free_pending = true;
-            return Ok(());
-        }
-        let slot = std::mem::replace(&mut st.slot, Slot::Gone);
-        drop(st);
-        py.detach(|| release(slot));
+    fn free(&self, _py: Python<'_>) -> PyResult<()> {
+        // Never unmapped while this object lives: a consumer may hold a
+        // pointer into the memory with no buffer export counted (torch's
+        // frombuffer releases its buffer at once and keeps a reference to
+        // the object instead). The key is discarded, and its memory
+        // unmapped, when the object goes (its last reference).
+        lock(&self.state).free_pending = true;
         Ok(())
     }
-}
-
-/// Gives a slot's resources back: dropping a handle discards its
-/// unpublished key (and unmaps it); dropping a mapping unmaps it.
-fn release(slot: Slot) {
-    drop(slot);
 }
 
 #[pymethods]
@@ -647,11 +641,7 @@ impl Allocation {
             Slot::Writable(h) => (h.as_ptr(), h.len(), false),
             Slot::Published(m) => (m.as_ptr(), m.len(), true),
             Slot::Busy => return Err(buffer_err("the allocation is being published")),
-            Slot::Gone => {
-                return Err(buffer_err(
-                    "the allocation was freed, or published by name and unmapped",
-                ))
-            }
+            Slot::Gone => return Err(buffer_err("the allocation failed to publish")),
         };
         // SAFETY: `view` comes from CPython's bf_getbuffer; ptr/len is the
         // mapping owned by this object's slot, which is neither unmapped nor
@@ -667,12 +657,6 @@ impl Allocation {
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
         let mut st = lock(&self.state);
         st.exports = st.exports.saturating_sub(1);
-        // A publish in progress (Busy) does the free when it ends.
-        if st.exports == 0 && st.free_pending && !matches!(st.slot, Slot::Busy) {
-            let slot = std::mem::replace(&mut st.slot, Slot::Gone);
-            drop(st);
-            release(slot);
-        }
     }
 
     fn __repr__(&self) -> String {

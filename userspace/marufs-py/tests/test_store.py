@@ -5,6 +5,9 @@ import ctypes
 import errno
 import gc
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -80,22 +83,70 @@ def test_named_allocations(store):
     assert a.key == "named"
     m = memoryview(a)
     m[:5] = b"hello"
-    # Publishing a named allocation unmaps it: not while a buffer points in.
-    with pytest.raises(BufferError):
-        store.publish(a)
+    before = addr(a)
     with pytest.raises(ValueError):
         store.publish(a, "other-name")
-    m.release()
-    assert a.exports == 0
+    # Published in place: the buffer stays valid and reads the published key.
     assert store.publish(a)
+    assert bytes(m[:5]) == b"hello" and addr(a) == before
+    assert memoryview(a).readonly
     assert bytes(store.retrieve("named"))[:5] == b"hello"
-    with pytest.raises(BufferError):
-        memoryview(a)
     with pytest.raises(marufs.MarufsError) as e:
         store.alloc(4, key="named")
     assert e.value.errno == errno.EEXIST
     with pytest.raises(ValueError):
         store.publish(store.alloc(4))  # unnamed needs a key
+
+
+RELEASE_EARLY = """
+import ctypes, sys, marufs
+s = marufs.Store(sys.argv[1], "app")
+a = s.alloc(1 << 20, key=sys.argv[2] or None)
+view = (ctypes.c_char * 128)()
+get = ctypes.pythonapi.PyObject_GetBuffer
+get.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int]
+assert get(a, ctypes.addressof(view), 1) == 0  # PyBUF_WRITABLE
+ptr = ctypes.c_void_p.from_buffer(view).value
+rel = ctypes.pythonapi.PyBuffer_Release
+rel.argtypes = [ctypes.c_void_p]
+rel(ctypes.addressof(view))  # as torch.frombuffer does
+ctypes.memset(ptr, 7, 16)
+if sys.argv[3] == "free":
+    s.free(a)
+else:
+    assert s.publish(a, None if sys.argv[2] else "k")
+assert ctypes.string_at(ptr, 16) == bytes([7]) * 16  # still mapped: no SIGSEGV
+"""
+
+
+@pytest.mark.parametrize(
+    "key,op", [("", "free"), ("named", "free"), ("", "publish"), ("named", "publish")]
+)
+def test_pointer_without_an_export_stays_valid(tmp_path, key, op):
+    # torch.frombuffer keeps a reference to the object but releases its
+    # buffer at once: the mapping must live as long as the object.
+    r = subprocess.run(
+        [sys.executable, "-c", RELEASE_EARLY, str(tmp_path), key, op], capture_output=True
+    )
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def test_fork_child_reads_a_published_allocation(store):
+    a = store.alloc(4096)
+    memoryview(a)[:3] = b"abc"
+    assert store.publish(a, "k")
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if bytes(memoryview(a)[:3]) == b"abc" else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_a_writer_that_dies_leaves_nothing(tmp_path):
+    code = (
+        "import marufs, os, sys; s = marufs.Store(sys.argv[1], 'app'); s.alloc(4096); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+    assert marufs.Store(tmp_path, "app").list() == []
 
 
 def test_free_is_deferred_while_buffers_exist(store, tmp_path):

@@ -167,7 +167,6 @@ class MaruHandler:
         for p in pins:
             p.unpin()
         for a in allocs:
-            a.buf.release()
             a._alloc.free()
         self._store = None
 
@@ -233,7 +232,6 @@ class MaruHandler:
                 key = None
         if key is not None:
             self._s().delete(key)
-        handle.buf.release()
         handle._alloc.free()
 
     def store(
