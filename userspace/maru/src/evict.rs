@@ -51,12 +51,11 @@ impl EvictionPolicy {
     pub fn to_free(&self, size: u64, app_allocated: u64, pool_total: u64, pool_free: u64) -> u64 {
         let high = u64::from(self.high_pct.min(100));
         let low = u64::from(self.low_pct.min(self.high_pct).min(100));
+        // `p` percent of `q`, without overflow for any u64 quota.
+        let pct = |q: u64, p: u64| q / 100 * p + q % 100 * p / 100;
         let for_quota = match self.quota {
-            Some(q)
-                if app_allocated.saturating_add(size) > q / 100 * high + q % 100 * high / 100 =>
-            {
-                let target = (q / 100 * low + q % 100 * low / 100).saturating_sub(size);
-                app_allocated.saturating_sub(target)
+            Some(q) if app_allocated.saturating_add(size) > pct(q, high) => {
+                app_allocated.saturating_sub(pct(q, low).saturating_sub(size))
             }
             _ => 0,
         };

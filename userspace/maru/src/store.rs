@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
@@ -385,11 +385,7 @@ impl Store {
         let Some(fd) = handle.fd.as_ref() else {
             return Err(Error::PublishFailed(key.to_string()));
         };
-        // linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link of
-        // the descriptor is how an unprivileged process names its O_TMPFILE.
-        let from = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|_| Error::io("link", key, std::io::Error::from_raw_os_error(libc::EINVAL)))?;
-        match sys::linkat_follow(&from, handle.shared.dir.as_fd(), &c) {
+        match sys::link_unnamed(fd.as_fd(), handle.shared.dir.as_fd(), &c) {
             Ok(()) => {
                 // Published by the link; releasing the file just closes it.
                 handle.fd = None;
@@ -444,14 +440,10 @@ impl Store {
         let Some(fd) = handle.fd.as_ref() else {
             return fail(Error::PublishFailed(key.to_string()), handle);
         };
-        let Ok(from) = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-            let e = Error::io("link", key, std::io::Error::from_raw_os_error(libc::EINVAL));
-            return fail(e, handle);
-        };
         if self.shared.coherence == Coherence::Flush {
             coherence::write_back(handle.ptr.as_ptr(), handle.len);
         }
-        match sys::linkat_follow(&from, handle.shared.dir.as_fd(), &c) {
+        match sys::link_unnamed(fd.as_fd(), handle.shared.dir.as_fd(), &c) {
             Ok(()) => {
                 self.shared.counters.stored.fetch_add(1, Relaxed);
                 let mut handle = handle;

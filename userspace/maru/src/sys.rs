@@ -115,6 +115,15 @@ pub fn linkat_follow(from: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Resul
     .map(drop)
 }
 
+/// Names the unnamed file open as `fd` (an `O_TMPFILE`) `name` in `dir`.
+/// `linkat(AT_EMPTY_PATH)` needs CAP_DAC_READ_SEARCH; the `/proc` link of the
+/// descriptor is how an unprivileged process names its `O_TMPFILE`.
+pub fn link_unnamed(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let from = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    linkat_follow(&from, dir, name)
+}
+
 /// `ftruncate(2)`.
 pub fn ftruncate(fd: BorrowedFd<'_>, len: i64) -> io::Result<()> {
     loop {

@@ -128,8 +128,9 @@ struct Obs {
 #[derive(Clone, Copy, Debug)]
 struct PeerView {
     ident: Option<HostIdent>,
-    /// FNV-1a of the identity line's bytes, never 0: tells an unreadable
-    /// line that changed (a host writing it) from one that stays as it is.
+    /// For an unreadable identity line, FNV-1a of its bytes (never 0):
+    /// tells a line that changed (a host writing it) from one that stays as
+    /// it is. 1 for a readable line.
     line_sum: u32,
     hb: u64,
     choosing: u64,
@@ -154,13 +155,21 @@ impl PeerView {
         if let Some(s) = b.get(..64) {
             l0.copy_from_slice(s);
         }
-        let mut sum = 0xcbf2_9ce4_8422_2325u64;
-        for x in l0 {
-            sum = (sum ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-        }
+        let ident = HostIdent::decode(&l0);
+        // Only an unreadable line needs telling apart (the lock's scan
+        // decodes every slot: the readable ones are not hashed).
+        let line_sum = if ident.is_some() {
+            1
+        } else {
+            let mut sum = 0xcbf2_9ce4_8422_2325u64;
+            for x in l0 {
+                sum = (sum ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+            }
+            ((sum ^ (sum >> 32)) as u32) | 1
+        };
         PeerView {
-            ident: HostIdent::decode(&l0),
-            line_sum: ((sum ^ (sum >> 32)) as u32) | 1,
+            ident,
+            line_sum,
             hb: super::layout::rd64(b, host_word::HEARTBEAT as usize),
             choosing: super::layout::rd64(b, host_word::CHOOSING as usize),
             ticket: super::layout::rd64(b, host_word::TICKET as usize),

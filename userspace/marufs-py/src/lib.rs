@@ -240,10 +240,11 @@ impl Store {
     }
 
     /// Discards an allocation (unpublished: nothing appears) or drops a
-    /// published one's mapping (the key stays). Deferred until the last
-    /// buffer into it is released.
-    fn free(&self, py: Python<'_>, allocation: &Allocation) -> PyResult<()> {
-        allocation.free(py)
+    /// published one's mapping (the key stays): no more buffers are made
+    /// from it, and its memory goes with the object (its last reference,
+    /// e.g. a tensor made from it).
+    fn free(&self, allocation: &Allocation) {
+        allocation.free()
     }
 
     /// Stores a copy of `data` (any bytes-like object) as `key`: True if
@@ -565,14 +566,13 @@ impl Allocation {
         }
     }
 
-    fn free(&self, _py: Python<'_>) -> PyResult<()> {
+    fn free(&self) {
         // Never unmapped while this object lives: a consumer may hold a
         // pointer into the memory with no buffer export counted (torch's
         // frombuffer releases its buffer at once and keeps a reference to
         // the object instead). The key is discarded, and its memory
         // unmapped, when the object goes (its last reference).
         lock(&self.state).free_pending = true;
-        Ok(())
     }
 }
 
@@ -621,8 +621,8 @@ impl Allocation {
 
     /// See `Store.free`.
     #[pyo3(name = "free")]
-    fn py_free(&self, py: Python<'_>) -> PyResult<()> {
-        self.free(py)
+    fn py_free(&self) {
+        self.free()
     }
 
     /// The buffer protocol: writable while unpublished, read-only once an

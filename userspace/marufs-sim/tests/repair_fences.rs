@@ -22,42 +22,51 @@ fn tun() -> Tunables {
     }
 }
 
-fn repair(m: &MemMedia) -> u64 {
+/// Runs fsck over `m` (offline; with `repair`, rebuilding it); returns
+/// the findings.
+fn fsck(m: &MemMedia, repair: bool) -> Vec<String> {
     let info = mount_check(m).unwrap();
     let mut s = vec![0u8; fsck::scratch_len(&info.sb.geo)];
-    let mut n = 0u64;
-    fsck::run(
-        m,
-        &Options {
-            repair: true,
-            online: false,
-        },
-        &mut s,
-        &mut |_| n += 1,
-    )
-    .unwrap();
-    n
+    let mut found = vec![];
+    let o = Options {
+        repair,
+        online: false,
+    };
+    fsck::run(m, &o, &mut s, &mut |f| found.push(format!("{f:?}"))).unwrap();
+    found
+}
+
+/// A formatted 16-unit pool (4 hosts).
+fn pool(uuid: u8) -> MemMedia {
+    let size = 16 * UNIT;
+    let m = MemMedia::new(size);
+    let o = FormatOptions {
+        uuid: [uuid; 16],
+        ..FormatOptions::small(size, 4, 64, 4)
+    };
+    format(&m, &o, &mut |_, _| {}).unwrap();
+    m
+}
+
+/// Node 0 joined on `m`. Its clock barely moves: its lease looks good
+/// throughout.
+fn host(m: &MemMedia) -> Fs<&MemMedia, marufs_sim::StepClock> {
+    let mut a = Fs::open(m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
+    a.join().unwrap();
+    a
 }
 
 #[test]
 fn a_repaired_pool_fences_a_stalled_host() {
-    let size = 16 * UNIT;
-    let m = MemMedia::new(size);
-    let o = FormatOptions {
-        uuid: [3; 16],
-        ..FormatOptions::small(size, 4, 64, 4)
-    };
-    format(&m, &o, &mut |_, _| {}).unwrap();
-    // The clock barely moves: the host's lease looks good throughout.
-    let mut a = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
-    a.join().unwrap();
+    let m = pool(3);
+    let mut a = host(&m);
     let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
     let h = a.create(d, b"before", 0, 0, 0o644).unwrap();
     a.set_size(&h, UNIT).unwrap();
     a.publish(&h, None).unwrap();
     let f = a.lookup(d, b"before").unwrap();
     // A stalls; the repair runs over the pool.
-    repair(&m);
+    fsck(&m, true);
     // A resumes: every write is refused, reads of the rebuilt pool still work.
     assert!(matches!(
         a.create(d, b"after", 0, 0, 0o644),
@@ -69,19 +78,9 @@ fn a_repaired_pool_fences_a_stalled_host() {
         Err(Error::Fenced) | Err(Error::NotJoined)
     ));
     // The repaired pool is clean and usable by the next incarnation.
-    let mut found = vec![];
-    {
-        let info = mount_check(&m).unwrap();
-        let mut s = vec![0u8; fsck::scratch_len(&info.sb.geo)];
-        let o = Options {
-            repair: false,
-            online: false,
-        };
-        fsck::run(&m, &o, &mut s, &mut |f| found.push(format!("{f:?}"))).unwrap();
-    }
+    let found = fsck(&m, false);
     assert!(found.is_empty(), "a second check: {found:?}");
-    let mut b = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
-    b.join().unwrap();
+    let mut b = host(&m);
     assert!(b.epoch() > 1);
     assert!(b.lookup(d, b"before").is_ok());
     let h = b.create(d, b"after", 0, 0, 0o644).unwrap();
@@ -98,15 +97,8 @@ fn a_repaired_pool_fences_a_stalled_host() {
 fn a_torn_slot_is_waited_for_once() {
     use marufs_core::media::Env;
     use marufs_core::Media;
-    let size = 16 * UNIT;
-    let m = MemMedia::new(size);
-    let o = FormatOptions {
-        uuid: [4; 16],
-        ..FormatOptions::small(size, 4, 64, 4)
-    };
-    format(&m, &o, &mut |_, _| {}).unwrap();
-    let mut a = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
-    a.join().unwrap();
+    let m = pool(4);
+    let mut a = host(&m);
     let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
     let slot = a.geometry().host_slot(2);
     m.store(slot, &[0x5a; 64]).unwrap();
@@ -140,15 +132,8 @@ fn a_torn_slot_is_waited_for_once() {
 #[test]
 fn a_torn_slot_does_not_pin_orphans() {
     use marufs_core::Media;
-    let size = 16 * UNIT;
-    let m = MemMedia::new(size);
-    let o = FormatOptions {
-        uuid: [5; 16],
-        ..FormatOptions::small(size, 4, 64, 4)
-    };
-    format(&m, &o, &mut |_, _| {}).unwrap();
-    let mut a = Fs::open(&m, marufs_sim::StepClock::new(1, 7, 10_000), 0, tun()).unwrap();
-    a.join().unwrap();
+    let m = pool(5);
+    let mut a = host(&m);
     let d = a.mkdir(b"app", 0, 0, 0o755).unwrap();
     let h = a.create(d, b"k", 0, 0, 0o644).unwrap();
     a.set_size(&h, UNIT).unwrap();
