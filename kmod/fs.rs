@@ -119,6 +119,8 @@ pub struct MountData {
     lingering: Pin<KBox<Mutex<KVec<Lingering>>>>,
     /// Removal of the device was noticed and said.
     removal_said: AtomicBool,
+    /// The slow zeroing-ahead test knob said so (once).
+    slow_zero_said: AtomicBool,
     /// The unmount gave up waiting for referenced pages: the device's page
     /// map is never released (the device cannot be removed under them).
     leak_pagemap: AtomicBool,
@@ -134,6 +136,11 @@ pub struct MountData {
     takeovers_said: AtomicU32,
     /// Heartbeat ticks so far.
     ticks: AtomicU32,
+    /// When the last tick started (`ktime_ns`), and when a late one was
+    /// last said: a tick later than half a lease is said (at most once a
+    /// minute), the warning before a lease is lost to an overloaded host.
+    last_tick_ns: AtomicU64,
+    late_said_ns: AtomicU64,
     /// Batched lookups' answers (`marufs_core::names`), allocated by the
     /// first batched lookup: [`NAME_GROUPS`] groups of 4 slots, 1.06 MiB.
     names: Pin<KBox<Mutex<KVVec<Group>>>>,
@@ -386,6 +393,9 @@ pub(crate) const TEST_HOLD_LOCK: u32 = 8;
 /// Sleep 100 ms after zeroing each unit of a growing key, so that a test can
 /// stop the host in the middle of a long zeroing.
 pub(crate) const TEST_SLOW_ZEROING: u32 = 16;
+/// Sleep 2.5 leases after zeroing each unit ahead of use (as an emulated
+/// CXL window may take): the heartbeat must renew meanwhile.
+pub(crate) const TEST_SLOW_ZERO_AHEAD: u32 = 32;
 
 fn test_skips(what: u32) -> bool {
     crate::test_skip() & what != 0
@@ -615,6 +625,7 @@ impl FileSystem for Marufs {
                 dev,
                 lingering: KBox::pin_init(new_mutex!(KVec::new()), GFP_KERNEL)?,
                 removal_said: AtomicBool::new(false),
+                slow_zero_said: AtomicBool::new(false),
                 leak_pagemap: AtomicBool::new(false),
                 node,
                 lease_ms,
@@ -635,6 +646,8 @@ impl FileSystem for Marufs {
                 revoked: AtomicBool::new(false),
                 takeovers_said: AtomicU32::new(0),
                 ticks: AtomicU32::new(0),
+                last_tick_ns: AtomicU64::new(0),
+                late_said_ns: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -1061,6 +1074,13 @@ fn zero_ahead(d: &MountData, budget_ns: u64) -> u32 {
             }
         };
         let ok = d.map.zero(d.data_off + u64::from(u) * UNIT, UNIT).is_ok();
+        if test_skips(TEST_SLOW_ZERO_AHEAD) {
+            let ms = d.lease_ms.saturating_mul(5) / 2;
+            if !d.slow_zero_said.swap(true, Ordering::Relaxed) {
+                pr_info!("node {}: test: zeroing ahead takes {} ms per unit\n", d.node, ms);
+            }
+            crate::vfs::sys::sleep_killable(ms);
+        }
         d.fs().finish_zeroing(u, ok);
         if !ok {
             break;
@@ -1588,6 +1608,23 @@ impl Periodic for Marufs {
     }
 
     fn tick(d: &MountData) -> Tick {
+        let now = crate::vfs::sys::ktime_ns();
+        let last = d.last_tick_ns.swap(now, Ordering::Relaxed);
+        let period = u64::from((d.lease_ms / 4).max(25)) * 1_000_000;
+        let late = now.saturating_sub(last).saturating_sub(period);
+        if last != 0
+            && late > u64::from(d.lease_ms) * 500_000
+            && (d.late_said_ns.load(Ordering::Relaxed) == 0
+                || now.saturating_sub(d.late_said_ns.load(Ordering::Relaxed)) > 60_000_000_000)
+        {
+            d.late_said_ns.store(now, Ordering::Relaxed);
+            pr_warn!(
+                "node {}: the heartbeat ran {} ms late (lease {} ms): this host is overloaded or stalled; a renewal a lease late loses the lease\n",
+                d.node,
+                late / 1_000_000,
+                d.lease_ms
+            );
+        }
         // TEST ONLY: the simulated cache evicts lines (dirty ones reach
         // memory) at any moment; here, a few hundred per tick.
         d.map.evict_some(512);
@@ -1641,11 +1678,21 @@ impl Periodic for Marufs {
             }
             let _ = fs.drain_orphans();
         }
-        drop(fs);
-        // Then at most a twentieth of the lease (per tick of lease/4) on
-        // zeroing free units ahead of use.
-        zero_ahead(d, u64::from(d.lease_ms) * 50_000);
         Tick::Done
+    }
+
+    /// Zeroing ahead runs beside the heartbeat, never in its way: one unit
+    /// on slow media (an emulated CXL window) can take longer than a lease.
+    fn background_period_ms(d: &MountData) -> Option<u32> {
+        Self::period_ms(d)
+    }
+
+    /// At most a twentieth of the lease per lease/4 (and at least one unit)
+    /// on zeroing free units ahead of use.
+    fn background(d: &MountData) {
+        if !d.fenced.load(Ordering::Relaxed) {
+            zero_ahead(d, u64::from(d.lease_ms) * 50_000);
+        }
     }
 
     fn revoked(d: &MountData, done: bool) {

@@ -483,8 +483,10 @@ void marufs_shim_zero_flushcache(void *dst, size_t len)
 
 		memcpy_flushcache(d + done, page_address(ZERO_PAGE(0)), n);
 		done += n;
-		if ((done & (SZ_2M - 1)) == 0)
-			cond_resched();
+		/* Per page, not per unit: on slow media (an emulated CXL window:
+		 * a unit can take a second) a kernel without preemption would
+		 * otherwise keep the heartbeat's worker off this CPU. */
+		cond_resched();
 	}
 	/* Non-temporal stores are weakly ordered: fence before anything that
 	 * publishes the zeroed range. */

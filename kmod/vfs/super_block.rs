@@ -100,9 +100,11 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
     pub(crate) fn set_fs_info(&mut self, data: KBox<T::Data>) -> Result {
         let data = KBox::into_inner(data);
         let period = <T as Periodic>::period_ms(&data);
+        let background = <T as Periodic>::background_period_ms(&data);
         let m = KBox::new(
             Mounted::<T> {
                 work: None,
+                background: None,
                 data,
             },
             GFP_KERNEL,
@@ -129,6 +131,26 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
                 }
             }
         }
+        if let Some(ms) = background {
+            // SAFETY: as for the tick's work above.
+            match unsafe { PeriodicWork::start_background::<T>(&(*p).data, self.ptr, ms) } {
+                // SAFETY: `p` is live and `background` a field no one else
+                // reads or writes: written in place, as `work` above.
+                Ok(w) => unsafe { core::ptr::addr_of_mut!((*p).background).write(Some(w)) },
+                Err(e) => {
+                    // SAFETY: `p` came from `KBox::into_raw` above and the
+                    // superblock does not own it yet. The tick's work, if it
+                    // started, shares `data`: it is taken out in place and
+                    // stopped (waiting for a running tick) first; then
+                    // nothing shares the allocation, freed once.
+                    unsafe {
+                        drop(core::ptr::addr_of_mut!((*p).work).replace(None));
+                        drop(KBox::from_raw(p));
+                    }
+                    return Err(e);
+                }
+            }
+        }
         // SAFETY: `ptr` is ours during fill_super (type invariant), and
         // `s_fs_info` is NULL until here. Ownership of the allocation passes
         // to the superblock; `kill_sb::<T>` takes it back exactly once.
@@ -138,16 +160,18 @@ impl<T: FsOps> NewSuperBlock<'_, T> {
 }
 
 /// What a superblock of `T` owns (`s_fs_info`): the filesystem's per-mount
-/// state and the periodic work running on it.
+/// state and the periodic work (tick and background) running on it.
 ///
 /// # Invariants
 ///
-/// `work`, if any, was started for `data`; `kill_sb::<T>` stops it before
-/// `data` is dropped (and `work` is declared first, so a drop of the whole
-/// value would stop it first too). While the work runs, `data` is only
-/// reached through shared references made from the raw allocation.
+/// `work` and `background`, if any, were started for `data`; `kill_sb::<T>`
+/// stops them before `data` is dropped (and they are declared first, so a
+/// drop of the whole value would stop them first too). While either runs,
+/// `data` is only reached through shared references made from the raw
+/// allocation.
 pub(crate) struct Mounted<T: FileSystem> {
     work: Option<PeriodicWork>,
+    background: Option<PeriodicWork>,
     data: T::Data,
 }
 
@@ -282,8 +306,11 @@ pub(crate) unsafe extern "C" fn kill_sb<T: FsOps>(sb: *mut bindings::super_block
         // in place, without a reference to `data`, which the work may be
         // reading.
         let work = unsafe { core::ptr::addr_of_mut!((*p).work).replace(None) };
-        // Stops the work, waiting for a running tick.
+        // SAFETY: as for `work`.
+        let background = unsafe { core::ptr::addr_of_mut!((*p).background).replace(None) };
+        // Stops both items, each waiting for a running instance.
         drop(work);
+        drop(background);
         // SAFETY: with the work stopped nothing shares the allocation, which
         // came from `KBox::into_raw` in `set_fs_info::<T>` and is freed only
         // here, once.

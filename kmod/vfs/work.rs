@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Periodic work of a mount (`struct delayed_work`, in the shim): the host's
-//! heartbeat, peer checks and orphan reclaim run from it.
+//! Periodic work of a mount (`struct delayed_work`, in the shim): two items,
+//! each rearming itself after it runs. The tick (the host's heartbeat, peer
+//! checks, orphan reclaim) must run on time; background work (zeroing ahead,
+//! slow on slow media) runs in an item of its own, so that it never delays a
+//! tick.
 //!
 //! Why not the kernel crate's `workqueue::DelayedWork`: in this kernel it has
 //! no cancel or disable, so a self-rearming item could still be queued when
@@ -22,6 +25,12 @@ pub trait Periodic: FileSystem {
     /// mount's files must be zapped now (later faults go to the
     /// filesystem's fault handler again).
     fn tick(d: &Self::Data) -> Tick;
+    /// The period of the mount's background work (`None`: none), asked once
+    /// with `period_ms`.
+    fn background_period_ms(d: &Self::Data) -> Option<u32>;
+    /// Runs every background period while mounted (process context, may
+    /// sleep), concurrently with `tick`.
+    fn background(d: &Self::Data);
     /// After a [`Tick::RevokeMappings`]: `done` is false when the
     /// revocation could not run now (an unmount is in progress, which tears
     /// the mappings down itself); the next tick may ask again.
@@ -67,10 +76,40 @@ impl PeriodicWork {
         sb: *mut bindings::super_block,
         period_ms: u32,
     ) -> Result<Self> {
+        // SAFETY: the function's contract is ours; `tick_cb::<T>` reads its
+        // arguments as the `T::Data` and superblock they are.
+        unsafe { Self::start_with(data, sb, period_ms, tick_cb::<T>) }
+    }
+
+    /// Starts calling `T::background(data)` every `period_ms`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`PeriodicWork::start`].
+    pub(crate) unsafe fn start_background<T: Periodic>(
+        data: &T::Data,
+        sb: *mut bindings::super_block,
+        period_ms: u32,
+    ) -> Result<Self> {
+        // SAFETY: the function's contract is ours; `background_cb::<T>`
+        // reads its argument as the `T::Data` it is.
+        unsafe { Self::start_with(data, sb, period_ms, background_cb::<T>) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`PeriodicWork::start`], and `f` reads `data` only as the
+    /// `T::Data` it is and `sb` only as the superblock it is.
+    unsafe fn start_with<D>(
+        data: &D,
+        sb: *mut bindings::super_block,
+        period_ms: u32,
+        f: shim::PeriodicFn,
+    ) -> Result<Self> {
         let ptr = core::ptr::from_ref(data).cast_mut().cast::<c_void>();
         // SAFETY: `ptr` and `sb` stay valid while the work runs (function
-        // contract) and `tick_cb::<T>` reads `ptr` as the `T::Data` it is.
-        let p = unsafe { shim::marufs_shim_periodic_start(ptr, sb, period_ms, Some(tick_cb::<T>)) };
+        // contract) and `f` reads them as what they are (function contract).
+        let p = unsafe { shim::marufs_shim_periodic_start(ptr, sb, period_ms, Some(f)) };
         if p.is_null() {
             return Err(ENOMEM);
         }
@@ -106,4 +145,18 @@ unsafe extern "C" fn tick_cb<T: Periodic>(data: *mut c_void, sb: *mut bindings::
         let done = unsafe { shim::marufs_shim_unmap_sb(sb) };
         T::revoked(d, done);
     }
+}
+
+/// The shim's work function for filesystem `T`'s background work.
+///
+/// # Safety
+///
+/// `data` must be the pointer given to `PeriodicWork::start_background::<T>`,
+/// whose value has not been dropped (the shim calls this only while the item
+/// is not stopped).
+unsafe extern "C" fn background_cb<T: Periodic>(data: *mut c_void, _sb: *mut bindings::super_block) {
+    // SAFETY: `data` is a live `T::Data` (function contract); only shared
+    // access is made, as by every other user of the mount's state.
+    let d = unsafe { &*data.cast::<T::Data>() };
+    T::background(d);
 }
