@@ -81,6 +81,7 @@ if [ $do_host = 1 ]; then
     step "host: guest-log checker self-test" "$MARUFS_ROOT/tests/selftest/run.sh"
     step "host: install/uninstall self-test" "$MARUFS_ROOT/tests/install-selftest.sh"
     step "host: python package (pip install, ruff, clippy, pytest)" "$MARUFS_ROOT/tests/python.sh"
+    step "host: LMCache 0.5.6 on marufs (pytest, benchmark)" "$MARUFS_ROOT/tests/lmcache.sh"
 fi
 
 # ---------------------------------------------------------------- guests

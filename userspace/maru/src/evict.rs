@@ -17,6 +17,15 @@
 //! full, enough is evicted to leave room for the allocation plus
 //! `high_pct - low_pct` percent of the pool, so that the next allocations do
 //! not each pay an eviction.
+//!
+//! The quota counts the application's keys (as listed: every process's and
+//! host's) and this store's allocations not yet published (unnamed ones are
+//! in no listing). It is a limit for [`Store::alloc_evicting`](crate::Store::alloc_evicting):
+//! when what is left after evicting (pinned keys, allocations in flight)
+//! plus the new allocation would pass it, the allocation fails with
+//! `NoSpace`. Other stores of the application (other processes, hosts) see
+//! only each other's published keys, so each may pass it by its own
+//! allocations in flight.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,9 +33,9 @@ use std::sync::Mutex;
 /// The eviction policy of a store (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EvictionPolicy {
-    /// Most pool space (allocated bytes) the application's keys may take
-    /// before allocations evict; `None`: no quota (evict only when the pool
-    /// is full).
+    /// Most pool space (allocated bytes) the application's keys and this
+    /// store's allocations in flight may take; `None`: no quota (evict only
+    /// when the pool is full).
     pub quota: Option<u64>,
     /// An allocation that would take the application past this percentage
     /// of its quota evicts first. Default 95.

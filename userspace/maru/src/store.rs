@@ -5,6 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::map::{MapInner, Mapping};
 use crate::names::validate_name;
 use crate::pool::{fill_usage, AppUsage, Pool, PoolUsage};
 use crate::sys;
+use marufs_core::layout::UNIT;
 
 /// Options of [`Store::open_with`] / [`Pool::store_with`].
 ///
@@ -121,6 +123,10 @@ pub(crate) struct Shared {
     counters: Arc<AtomicCounters>,
     coherence: Coherence,
     pins: Arc<PinSet>,
+    /// Pool space reserved by this store's allocations not yet published
+    /// or discarded (unnamed ones are in no listing): counted against the
+    /// quota with the application's keys.
+    pending: AtomicU64,
 }
 
 /// One application's keys in a pool: the client of a marufs mount (the role
@@ -225,6 +231,7 @@ impl Store {
                 counters: Arc::new(AtomicCounters::default()),
                 coherence: opts.coherence,
                 pins: Arc::new(PinSet::default()),
+                pending: AtomicU64::new(0),
             }),
             cache: Cache::new(opts.cache_capacity),
             opts: opts.clone(),
@@ -325,7 +332,16 @@ impl Store {
 
     /// Sizes and maps a new key; discards it on failure.
     fn prepare(&self, fd: OwnedFd, key: &str, named: bool, size: u64) -> Result<AllocHandle> {
+        // What the pool gives the key: whole units on marufs, pages elsewhere.
+        let grain = if self.shared.pool.is_marufs() {
+            UNIT
+        } else {
+            4096
+        };
+        let reserved = size.div_ceil(grain).saturating_mul(grain);
+        self.shared.pending.fetch_add(reserved, Relaxed);
         let mut h = AllocHandle {
+            reserved,
             shared: self.shared.clone(),
             key: key.to_string(),
             named,
@@ -582,9 +598,19 @@ impl Store {
     /// Evicts what the store's [`EvictionPolicy`] says must go before `size`
     /// more bytes are allocated (nothing if there is room).
     pub fn make_room(&self, size: u64) -> Result<Evicted> {
+        self.make_room_counted(size).map(|(ev, _)| ev)
+    }
+
+    /// [`make_room`](Self::make_room), and the application's bytes (keys and
+    /// allocations in flight) it counted before evicting.
+    fn make_room_counted(&self, size: u64) -> Result<(Evicted, u64)> {
         let pool = self.shared.pool.usage()?;
+        // The application's keys and this store's allocations in flight
+        // (the caller's own included: a batch allocated before any of it is
+        // published counts whole).
         let app = if self.opts.eviction.quota.is_some() {
-            self.list()?.iter().map(|k| k.allocated).sum()
+            let listed: u64 = self.list()?.iter().map(|k| k.allocated).sum();
+            listed.saturating_add(self.shared.pending.load(Relaxed))
         } else {
             0
         };
@@ -592,14 +618,16 @@ impl Store {
             .opts
             .eviction
             .to_free(size, app, pool.total, pool.available);
-        self.evict(need)
+        Ok((self.evict(need)?, app))
     }
 
     /// [`alloc_unnamed`](Self::alloc_unnamed) (or [`alloc`](Self::alloc)
     /// with `key`) that makes room first: with a quota, evicts per the
-    /// policy before allocating (this costs a listing of the application);
-    /// when the pool is full ([`Error::NoSpace`]), evicts and tries once
-    /// more. Still [`Error::NoSpace`] if nothing evictable was left.
+    /// policy before allocating (this costs a listing of the application)
+    /// and fails with [`Error::NoSpace`] if the application's keys and this
+    /// store's allocations in flight would still pass the quota (pinned keys
+    /// cannot go); when the pool is full, evicts and tries once more. Still
+    /// [`Error::NoSpace`] if nothing evictable was left.
     pub fn alloc_evicting(&self, size: u64, key: Option<&str>) -> Result<AllocHandle> {
         let go = || match key {
             Some(k) => self.alloc(k, size),
@@ -611,8 +639,16 @@ impl Store {
                 return Err(Error::Exists(k.to_string()));
             }
         }
-        if self.opts.eviction.quota.is_some() {
-            self.make_room(size)?;
+        if let Some(q) = self.opts.eviction.quota {
+            let (ev, app) = self.make_room_counted(size)?;
+            // The quota is a limit: when pinned keys and allocations in
+            // flight leave too little to evict, the allocation fails.
+            if app.saturating_sub(ev.bytes).saturating_add(size) > q {
+                return Err(Error::NoSpace {
+                    key: key.unwrap_or("(unnamed)").to_string(),
+                    size,
+                });
+            }
         }
         match go() {
             Err(Error::NoSpace { .. }) => {
@@ -948,6 +984,10 @@ impl fmt::Debug for Store {
 /// with [`Store::free`] or by dropping it. A handle is `Send`: fill it on
 /// any thread.
 pub struct AllocHandle {
+    /// Its share of [`Shared::pending`], given back when the handle goes
+    /// (published, freed or dropped), by which time a published key is in
+    /// the listing.
+    reserved: u64,
     shared: Arc<Shared>,
     key: String,
     /// Created under `key` (else an unnamed O_TMPFILE allocation).
@@ -1161,6 +1201,7 @@ impl DerefMut for AllocHandle {
 impl Drop for AllocHandle {
     fn drop(&mut self) {
         let _ = self.discard();
+        self.shared.pending.fetch_sub(self.reserved, Relaxed);
     }
 }
 

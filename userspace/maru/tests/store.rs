@@ -575,3 +575,68 @@ fn eviction_oldest_first_skipping_pins() {
     assert!(s.store_as(h, "new").unwrap());
     assert_eq!(s.list().unwrap().len(), 3);
 }
+
+#[test]
+fn allocations_in_flight_count_against_the_quota() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(6 * 4096),
+        high_pct: 100,
+        low_pct: 50,
+    });
+    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    for i in 0..2u8 {
+        assert!(s.store_bytes(&format!("old{i}"), &[i; 4096]).unwrap());
+    }
+    // A batch allocated before any of it is published (as LMCache does):
+    // the unnamed allocations are in no listing, yet they take space.
+    let batch: Vec<_> = (0..5)
+        .map(|_| s.alloc_evicting(4096, None).unwrap())
+        .collect();
+    // Two keys and five allocations would pass the quota: the old keys
+    // went when the fifth was made (down to the low watermark).
+    assert!(!s.exists("old0").unwrap() && !s.exists("old1").unwrap());
+    for (i, mut h) in batch.into_iter().enumerate() {
+        h.fill(7);
+        assert!(s.store_as(h, &format!("new{i}")).unwrap());
+    }
+    let used: u64 = s.list().unwrap().iter().map(|k| k.allocated).sum();
+    assert!(used <= 6 * 4096, "{used}");
+    // Five keys: one more allocation fits exactly, and a dropped one gives
+    // its reservation back (else the next would evict).
+    let h = s.alloc_evicting(4096, None).unwrap();
+    drop(h);
+    let h = s.alloc_evicting(4096, None).unwrap();
+    assert_eq!(s.list().unwrap().len(), 5);
+    drop(h);
+}
+
+#[test]
+fn the_quota_is_a_limit_when_pins_leave_nothing_to_evict() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(4 * 4096),
+        high_pct: 100,
+        low_pct: 50,
+    });
+    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    for i in 0..3u8 {
+        assert!(s.store_bytes(&format!("k{i}"), &[i; 4096]).unwrap());
+    }
+    let pins: Vec<_> = (0..3).map(|i| s.pin(&format!("k{i}")).unwrap()).collect();
+    let one = s.alloc_evicting(4096, None).unwrap();
+    // Three pinned keys and one allocation fill the quota: no more.
+    match s.alloc_evicting(4096, None) {
+        Err(Error::NoSpace { .. }) => {}
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(s.list().unwrap().len(), 3);
+    drop(one);
+    drop(pins);
+    // Unpinned, the oldest go to make room.
+    let h = s.alloc_evicting(2 * 4096, None).unwrap();
+    assert!(!s.exists("k0").unwrap());
+    drop(h);
+}
