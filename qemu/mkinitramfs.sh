@@ -32,6 +32,28 @@ for b in "$@"; do copy_with_libs "$b" "/usr/bin/$(basename "$b")"; done
 [ -e "$root/usr/bin/mkfs-marufs" ] && ln -s mkfs-marufs "$root/usr/bin/mkfs.marufs"
 [ -e "$root/usr/bin/mount-marufs" ] && ln -s /usr/bin/mount-marufs "$root/sbin/mount.marufs"
 install -m 0644 "$ko" "$root/lib/modules/marufs.ko"
+# With MARUFS_INITRD_PYTHON=DIR (a site-packages holding the marufs package):
+# Debian's python3.11, its standard library without tests, GUIs and build
+# support, and the package, for the Python scenarios (PYTHON=1).
+if [ -n "${MARUFS_INITRD_PYTHON:-}" ]; then
+    copy_with_libs /usr/bin/python3.11 /usr/bin/python3.11
+    ln -s python3.11 "$root/usr/bin/python3"
+    mkdir -p "$root/usr/lib/python3.11" "$root/usr/lib/python3/dist-packages"
+    (cd /usr/lib/python3.11 && find . -name __pycache__ -prune -o \
+        \( -path ./test -o -path ./idlelib -o -path ./tkinter -o -path ./turtledemo -o -path ./ensurepip \
+           -o -path ./lib2to3 -o -path ./pydoc_data -o -path './config-*' -o -path ./site-packages \
+           -o -path ./dist-packages -o -path ./unittest/test -o -path ./distutils \) -prune -o -print0 \
+        | cpio --null -pdm --quiet "$root/usr/lib/python3.11")
+    for so in "$root"/usr/lib/python3.11/lib-dynload/*.so; do
+        for lib in $(ldd "$so" 2>/dev/null | grep -oE '/[^ ]+' | sort -u); do
+            [ -e "$root$lib" ] && continue
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+    done
+    cp -r "$MARUFS_INITRD_PYTHON/marufs" "$root/usr/lib/python3/dist-packages/marufs"
+    rm -rf "$root/usr/lib/python3/dist-packages/marufs/__pycache__" "$root/usr/lib/python3/dist-packages/marufs/lmcache.py"
+fi
 install -m 0755 "$MARUFS_ROOT/qemu/guest/init" "$root/init"
 install -m 0644 "$MARUFS_ROOT/qemu/guest/guest-lib.sh" "$root/lib/marufs/guest-lib.sh"
 for s in "$MARUFS_ROOT"/tests/guest/*; do

@@ -199,12 +199,28 @@ run_scenario_once() {
     return 1
 }
 
+# The initramfs with Python and the marufs package (scenarios with
+# PYTHON=1), built on first use.
+initrd_py=
+python_initrd() {
+    [ -n "$initrd_py" ] && return 0
+    local pyenv
+    pyenv=$("$MARUFS_ROOT/scripts/python-env.sh") || return 1
+    initrd_py=$(MARUFS_INITRD_PYTHON="$pyenv/lib/python3.11/site-packages" "$MARUFS_ROOT/qemu/mkinitramfs.sh" \
+        "$MARUFS_ROOT/out/initramfs-$variant-py.cpio.gz" "$ko" "${bins[@]}")
+}
+
 run_scenario() {  # run_scenario FILE
     local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G CPUS= BOOT_TIMEOUT=180 \
-        MODPARAMS= EXPECT=pass EXPECT_MARKER=
+        MODPARAMS= EXPECT=pass EXPECT_MARKER= PYTHON=
     name=$(basename "$scn" .scn)
     # shellcheck disable=SC1090
     . "$scn"
+    local initrd=$initrd
+    if [ "$PYTHON" = 1 ]; then
+        python_initrd || { report "guest: $name" 1 0 /dev/null; return; }
+        initrd=$initrd_py
+    fi
     # One vCPU per guest when several guests share the 2-core machine.
     [ -n "$CPUS" ] || { [ "$(echo $HOSTS | wc -w)" -gt 1 ] && CPUS=1 || CPUS=2; }
     local dir="$out/$name" pool="/dev/shm/marufs-test-$$-$name.pool" s=$SECONDS st pids started
