@@ -365,7 +365,32 @@ fn app_usage_json(a: &maru::AppUsage) -> Value {
         "keys": a.keys,
         "bytes": a.bytes,
         "allocated": a.allocated,
+        "quota": a.policy.map(policy_json),
     })
+}
+
+/// An application's recorded eviction policy as JSON.
+pub(crate) fn policy_json(p: maru::EvictionPolicy) -> Value {
+    json!({
+        "bytes": p.quota,
+        "high_pct": p.high_pct,
+        "low_pct": p.low_pct,
+    })
+}
+
+/// An application's quota and how full it is, for a table cell:
+/// `64.0 GiB 91% (95/85)` (used share, then the watermarks), or `-`.
+pub(crate) fn quota_cell(p: Option<maru::EvictionPolicy>, allocated: Option<u64>) -> String {
+    match p.and_then(|p| p.quota.map(|q| (p, q))) {
+        None => "-".into(),
+        Some((p, q)) => {
+            let used = match allocated {
+                Some(a) if q > 0 => format!(" {:.0}%", 100.0 * a as f64 / q as f64),
+                _ => String::new(),
+            };
+            format!("{}{used} ({}/{})", human(q), p.high_pct, p.low_pct)
+        }
+    }
 }
 
 fn ls_root(cli: &Cli) -> Result<()> {
@@ -556,10 +581,17 @@ fn df(cli: &Cli) -> Result<()> {
         u.entries_total.saturating_sub(u.entries_free),
         u.entries_total,
     );
-    let mut rows = vec![["APP", "KEYS", "BYTES", "ALLOCATED", "SHARE"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
+    let mut rows = vec![[
+        "APP",
+        "KEYS",
+        "BYTES",
+        "ALLOCATED",
+        "SHARE",
+        "QUOTA USED (HIGH/LOW)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
     for a in &apps {
         rows.push(vec![
             a.name.clone(),
@@ -567,6 +599,7 @@ fn df(cli: &Cli) -> Result<()> {
             a.bytes.map_or("-".into(), human),
             a.allocated.map_or("-".into(), human),
             a.allocated.map_or("-".into(), pct),
+            quota_cell(a.policy, a.allocated),
         ]);
     }
     print!("{}", table(&rows));

@@ -113,6 +113,8 @@ struct AppSample {
     keys: Option<u64>,
     bytes: Option<u64>,
     allocated: Option<u64>,
+    /// The eviction policy its stores record (quota and watermarks).
+    policy: Option<maru::EvictionPolicy>,
     /// ino -> size of every key (when the directory is readable).
     inos: Option<HashMap<u64, u64>>,
 }
@@ -159,6 +161,7 @@ fn sample(pool: &Pool, hosts: &mut HostsHook) -> Result<Sample> {
             keys: a.keys,
             bytes: None,
             allocated: None,
+            policy: pool.app_policy(&a.name).unwrap_or(None),
             inos: None,
         };
         match pool.list(&a.name) {
@@ -303,6 +306,7 @@ fn frame(mount: &Path, interval: f64, prev: Option<&Sample>, cur: &Sample) -> Fr
         "KEYS",
         "BYTES",
         "ALLOC",
+        "QUOTA",
         "CREATED/S",
         "DELETED/S",
         "IN/S",
@@ -317,6 +321,7 @@ fn frame(mount: &Path, interval: f64, prev: Option<&Sample>, cur: &Sample) -> Fr
             opt(a.keys),
             opt_h(a.bytes),
             opt_h(a.allocated),
+            crate::quota_cell(a.policy, a.allocated),
             rate_cell(r.as_ref(), |r| format!("{:.1}", r.created)),
             rate_cell(r.as_ref(), |r| format!("{:.1}", r.deleted)),
             rate_cell(r.as_ref(), |r| human_rate(r.bytes_in)),
@@ -366,6 +371,7 @@ fn frame(mount: &Path, interval: f64, prev: Option<&Sample>, cur: &Sample) -> Fr
                 "keys": a.keys,
                 "bytes": a.bytes,
                 "allocated": a.allocated,
+                "quota": a.policy.map(crate::policy_json),
                 "rates": r.as_ref().map(Rates::json),
             })
         })

@@ -335,3 +335,51 @@ fn error_messages_name_the_cause_once() {
         stderr(&o)
     );
 }
+
+#[test]
+fn df_and_top_show_a_recorded_quota() {
+    use maru::{EvictionPolicy, Store, StoreOptions};
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(1 << 20),
+        high_pct: 90,
+        low_pct: 60,
+    });
+    let s = Store::open_with(m, "llm", &opts).unwrap();
+    assert!(s.store_bytes("k", &[1; 4096]).unwrap());
+    // The marker is not a key: listings and eviction skip it.
+    assert_eq!(s.list().unwrap().len(), 1);
+    let v = json(&maru(m, &["--json", "df"]));
+    let app = &v["apps"][0];
+    assert_eq!(app["keys"], 1);
+    assert_eq!(app["quota"]["bytes"], 1 << 20);
+    assert_eq!(
+        (
+            app["quota"]["high_pct"].as_u64(),
+            app["quota"]["low_pct"].as_u64()
+        ),
+        (Some(90), Some(60))
+    );
+    let text = ok(&maru(m, &["df"]));
+    assert!(text.contains("1.00 MiB 0% (90/60)"), "{text}");
+    let text = ok(&maru(m, &["top", "--once"]));
+    assert!(text.contains("QUOTA") && text.contains("(90/60)"), "{text}");
+    // Another policy replaces the record; an application without a quota
+    // shows none.
+    drop(s);
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(2 << 20),
+        high_pct: 95,
+        low_pct: 85,
+    });
+    let _s = Store::open_with(m, "llm", &opts).unwrap();
+    let _t = Store::open(m, "other").unwrap();
+    let v = json(&maru(m, &["--json", "df"]));
+    let apps = v["apps"].as_array().unwrap();
+    let llm = apps.iter().find(|a| a["app"] == "llm").unwrap();
+    assert_eq!(llm["quota"]["bytes"], 2 << 20);
+    let other = apps.iter().find(|a| a["app"] == "other").unwrap();
+    assert!(other["quota"].is_null());
+    assert_eq!(std::fs::read_dir(m.join("llm")).unwrap().count(), 2);
+}

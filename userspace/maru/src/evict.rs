@@ -54,7 +54,42 @@ impl Default for EvictionPolicy {
     }
 }
 
+/// Names beginning with this are the library's own entries of an
+/// application directory (never listed as keys, never evicted).
+pub const RESERVED_PREFIX: &str = ".marufs-";
+
+/// The empty entry recording a quota'd application's policy for every tool
+/// (`maru df`, `maru top`): the policy is in its name, so it takes no pool
+/// space.
+const MARKER: &str = ".marufs-eviction.";
+
 impl EvictionPolicy {
+    /// The name of the entry recording this policy (`None` without a quota):
+    /// `.marufs-eviction.quota=BYTES.high=PCT.low=PCT`.
+    pub fn marker_name(&self) -> Option<String> {
+        self.quota.map(|q| {
+            format!(
+                "{MARKER}quota={q}.high={}.low={}",
+                self.high_pct, self.low_pct
+            )
+        })
+    }
+
+    /// The policy a [`marker_name`](Self::marker_name) records.
+    pub fn from_marker_name(name: &str) -> Option<EvictionPolicy> {
+        let rest = name.strip_prefix(MARKER)?;
+        let mut it = rest.split('.');
+        let mut field = |k: &str| it.next()?.strip_prefix(k)?.parse::<u64>().ok();
+        let quota = field("quota=")?;
+        let high_pct = u8::try_from(field("high=")?).ok()?;
+        let low_pct = u8::try_from(field("low=")?).ok()?;
+        (it.next().is_none() && low_pct <= high_pct && high_pct <= 100).then_some(EvictionPolicy {
+            quota: Some(quota),
+            high_pct,
+            low_pct,
+        })
+    }
+
     /// The bytes to evict before allocating `size` more, given the
     /// application's allocated bytes and the pool's total and free bytes.
     pub fn to_free(&self, size: u64, app_allocated: u64, pool_total: u64, pool_free: u64) -> u64 {
@@ -119,6 +154,30 @@ mod tests {
     use super::*;
 
     const G: u64 = 1 << 30;
+
+    #[test]
+    fn marker_names_round_trip() {
+        let p = EvictionPolicy {
+            quota: Some(64 * G),
+            high_pct: 90,
+            low_pct: 70,
+        };
+        let n = p.marker_name().unwrap();
+        assert_eq!(n, ".marufs-eviction.quota=68719476736.high=90.low=70");
+        assert_eq!(EvictionPolicy::from_marker_name(&n), Some(p));
+        assert!(n.starts_with(RESERVED_PREFIX) && n.len() <= crate::NAME_MAX);
+        assert_eq!(EvictionPolicy::default().marker_name(), None);
+        for bad in [
+            ".marufs-eviction.quota=1.high=90",
+            ".marufs-eviction.quota=1.high=90.low=95",
+            ".marufs-eviction.quota=1.high=101.low=5",
+            ".marufs-eviction.quota=x.high=90.low=5",
+            ".marufs-eviction.quota=1.high=90.low=5.more",
+            "quota=1.high=90.low=5",
+        ] {
+            assert_eq!(EvictionPolicy::from_marker_name(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn watermarks() {

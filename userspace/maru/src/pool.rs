@@ -72,6 +72,9 @@ pub struct AppUsage {
     pub bytes: Option<u64>,
     /// Pool space its keys occupy (`None` as for `bytes`).
     pub allocated: Option<u64>,
+    /// The eviction policy its stores record (a quota'd [`Store`](crate::Store)
+    /// does), if any and readable.
+    pub policy: Option<crate::EvictionPolicy>,
 }
 
 impl Pool {
@@ -203,6 +206,7 @@ impl Pool {
                 keys: self.inner.marufs.then_some(st.st_size as u64),
                 bytes: None,
                 allocated: None,
+                policy: None,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -226,8 +230,19 @@ impl Pool {
                 Err(e) if e.is_permission_denied() || e.errno() == Some(libc::ENOENT) => {}
                 Err(e) => return Err(e),
             }
+            a.policy = self.app_policy(&a.name).unwrap_or(None);
         }
         Ok(apps)
+    }
+
+    /// The eviction policy recorded in application `app` (the newest, if
+    /// stores with different ones left several), or `None`.
+    pub fn app_policy(&self, app: &str) -> Result<Option<crate::EvictionPolicy>> {
+        let dir = self.open_app(app)?;
+        Ok(policy_markers(dir.as_fd(), app)?
+            .into_iter()
+            .max_by_key(|m| m.1)
+            .map(|m| m.0))
     }
 
     pub(crate) fn open_app(&self, app: &str) -> Result<OwnedFd> {
@@ -257,6 +272,7 @@ impl Pool {
             .into_iter()
             .filter(|e| e.kind == libc::DT_REG || e.kind == libc::DT_UNKNOWN)
             .filter_map(|e| String::from_utf8(e.name).ok())
+            .filter(|n| !n.starts_with(crate::evict::RESERVED_PREFIX))
             .collect();
         names.sort();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -300,4 +316,27 @@ impl std::fmt::Debug for Pool {
             .field("marufs", &self.inner.marufs)
             .finish()
     }
+}
+
+/// The policy markers of an application directory: each policy, its entry's
+/// mtime and name.
+pub(crate) fn policy_markers(
+    dir: std::os::fd::BorrowedFd<'_>,
+    app: &str,
+) -> Result<Vec<(crate::EvictionPolicy, i64, String)>> {
+    let ents = sys::read_dir(dir).map_err(|e| Error::io("read", app, e))?;
+    let mut out = Vec::new();
+    for e in ents {
+        let Ok(name) = String::from_utf8(e.name) else {
+            continue;
+        };
+        let Some(p) = crate::EvictionPolicy::from_marker_name(&name) else {
+            continue;
+        };
+        let Ok(c) = sys::cname(&name) else { continue };
+        if let Ok(st) = sys::fstatat(dir, &c) {
+            out.push((p, sys::mtime_ns(&st), name));
+        }
+    }
+    Ok(out)
 }

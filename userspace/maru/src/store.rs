@@ -223,7 +223,7 @@ impl Store {
             }
             r => r?,
         };
-        Ok(Store {
+        let store = Store {
             shared: Arc::new(Shared {
                 pool,
                 app: app.to_string(),
@@ -235,7 +235,40 @@ impl Store {
             }),
             cache: Cache::new(opts.cache_capacity),
             opts: opts.clone(),
-        })
+        };
+        store.record_policy();
+        Ok(store)
+    }
+
+    /// With a quota, records the store's eviction policy in the application
+    /// directory (an empty entry whose name holds it, see
+    /// [`EvictionPolicy::marker_name`]) for `maru df` and `maru top`, and
+    /// removes markers of other policies. Best effort: a store that may not
+    /// write the directory records nothing.
+    fn record_policy(&self) {
+        let Some(want) = self.opts.eviction.marker_name() else {
+            return;
+        };
+        let Ok(marks) = crate::pool::policy_markers(self.dir(), &self.shared.app) else {
+            return;
+        };
+        if !marks.iter().any(|m| m.2 == want) {
+            let Ok(c) = sys::cname(&want) else { return };
+            match sys::openat(
+                self.dir(),
+                &c,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o444,
+            ) {
+                Ok(fd) => drop(fd),
+                Err(_) => return,
+            }
+        }
+        for (_, _, name) in marks.iter().filter(|m| m.2 != want) {
+            if let Ok(c) = sys::cname(name) {
+                let _ = sys::unlinkat(self.dir(), &c, 0);
+            }
+        }
     }
 
     /// The application name.
@@ -922,6 +955,7 @@ impl Store {
                     keys: None,
                     bytes: None,
                     allocated: None,
+                    policy: self.opts.eviction.marker_name().map(|_| self.opts.eviction),
                 };
                 fill_usage(&mut a, &self.list()?);
                 a
