@@ -10,8 +10,10 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$MARUFS_CACHE"
 
+# procps: pgrep/pkill, with which tests/run.sh finds, stops and kills a
+# guest's QEMU (not in a minimal Debian 12).
 BOOKWORM_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
-    cpio xz-utils make busybox-static ndctl daxctl kmod gzip file python3 python3-venv)
+    cpio xz-utils make busybox-static ndctl daxctl kmod gzip file python3 python3-venv procps)
 # Debian's Rust 1.85 with its own clippy and rustfmt: the kernel's toolchain, and
 # the one tests/run.sh lints with (also the only cargo on a plain Debian 12).
 RUST_WEB_PKGS=(rustc-web libstd-rust-web-dev libstd-rust-web-1.85 rust-web-src cargo-web rust-web-clippy rustfmt-web)
