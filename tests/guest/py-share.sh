@@ -13,7 +13,7 @@ python3 -c "import marufs" || fail "import marufs"
 case $ROLE in
 a)
     start_pool
-    python3 /tests/py_share.py store $M || fail "python store"
+    python3 /tests/py_share.py store $M || peer_fail "python store"
     wait_pool $M/app/b-done 400 || fail "B never finished"
     python3 /tests/py_share.py readback $M || fail "python readback"
     umount $M || fail "umount"

@@ -164,7 +164,8 @@ def test_lookup_pins_hold_keys_through_eviction(sm_factory):
     assert all(torch.equal(g.tensor, r) for g, r in zip(got, refs, strict=True))
     for g in got:
         g.ref_count_down()
-    assert be.unpin(keys[0]) and be.unpin(keys[1]) and not be.unpin(keys[1])
+    # The gets took the lookup's pins; freeing the objects released them.
+    assert not be.pins and not be.unpin(keys[0])
 
 
 def test_full_store_without_quota_fails_cleanly_or_evicts(sm_factory):
@@ -314,3 +315,43 @@ def test_mp_storage_manager_with_the_l2_adapter(tmp_path):
         sm.finish_read_prefetched(keys)
     finally:
         sm.close()
+
+
+def test_lookup_pins_move_to_the_objects_that_read_them(sm_factory):
+    sm, md = sm_factory()
+    be = sm.storage_backends["MaruBackend"]
+    keys, refs, _ = fill(sm, md, [0x60, 0x61])
+    assert be.batched_contains(keys, pin=True) == 2 and len(be.pins) == 2
+    # Another store deletes one: the pinned bytes are still what a get reads.
+    other = marufs.Store(be.store.mount, be.store.app)
+    assert other.delete(key_name(keys[0]))
+    got = be.batched_get_blocking(keys)
+    assert not be.pins, "the lookup's pins moved onto the objects"
+    for g, r in zip(got, refs, strict=True):
+        assert g.marufs_pin is not None and torch.equal(g.tensor, r)
+    # LMCache's async path unpins the object; its sync path frees it.
+    got[0].unpin()
+    assert got[0].marufs_pin is None
+    got[1].ref_count_down()
+    assert got[1].marufs_pin is None
+    got[0].ref_count_down()
+
+
+def test_a_shared_app_keeps_models_apart(sm_factory):
+    sm, md = sm_factory(**{"marufs.app": "all-models"})
+    be = sm.storage_backends["MaruBackend"]
+    k = u.key(md, 0x70)
+    assert be.name(k).startswith(escape(u.MODEL) + "@")
+    other = type(k)("other/model", 1, 0, 0x70, md.kv_dtype)
+    assert be.name(other) != be.name(k)
+
+
+def test_a_failed_publish_is_not_raised_into_lmcache(sm_factory, tmp_path):
+    sm, md = sm_factory()
+    be = sm.storage_backends["MaruBackend"]
+    objs = sm.batched_allocate(md.get_shapes(), md.get_dtypes(), 2)
+    bad = u.key(md, 0x80)
+    # A name the filesystem refuses for the first chunk: the second is stored.
+    be.name = lambda k: "x" * 300 if k == bad else key_name(k)
+    sm.batched_put([bad, u.key(md, 0x81)], objs)
+    assert be.failed_puts == 1 and be.stored == 1

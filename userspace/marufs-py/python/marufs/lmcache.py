@@ -37,6 +37,7 @@ the rest of the package does not need them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import warnings
@@ -62,6 +63,8 @@ from lmcache.v1.storage_backend.abstract_backend import (
 )
 
 import marufs
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MarufsAllocator",
@@ -105,14 +108,19 @@ def app_name(model_name: str) -> str:
     return escape(model_name)
 
 
-def key_name(key: Any) -> str:
+def key_name(key: Any, shared: bool = False) -> str:
     """The name of an LMCache key in its model's directory: a
-    ``CacheEngineKey`` (in-process mode) or an ``ObjectKey`` (MP mode)."""
+    ``CacheEngineKey`` (in-process mode) or an ``ObjectKey`` (MP mode). With
+    `shared` (one directory configured for every model) the model's name is
+    kept in the key's name, so that models never read each other's chunks."""
     if isinstance(key, CacheEngineKey):
         s = key.to_string()
         prefix = key.model_name + "@"
-        return escape(s[len(prefix) :] if s.startswith(prefix) else s)
-    return escape(f"{key.kv_rank}@{key.object_group_id}@{key.chunk_hash.hex()}@{key.cache_salt}")
+        if not shared and s.startswith(prefix):
+            s = s[len(prefix) :]
+        return escape(s)
+    s = f"{key.kv_rank}@{key.object_group_id}@{key.chunk_hash.hex()}@{key.cache_salt}"
+    return escape(f"{key.model_name}@{s}" if shared else s)
 
 
 def _frombuffer(buf: Any) -> torch.Tensor:
@@ -139,6 +147,21 @@ class MarufsMemoryObj(TensorMemoryObj):
         super().__init__(raw, meta, parent)
         self.allocation = allocation
         self.view = view
+        # The marufs pin a lookup took for this key, moved onto the object
+        # that reads it: released when LMCache unpins the object (its
+        # asynchronous path) or frees it (its synchronous one).
+        self.marufs_pin: marufs.Pin | None = None
+
+    def release_pin(self) -> None:
+        p, self.marufs_pin = self.marufs_pin, None
+        if p is not None:
+            p.unpin()
+
+    def unpin(self) -> bool:
+        self.release_pin()
+        if self.meta.pin_count > 0:
+            return super().unpin()
+        return True
 
 
 def _nbytes(shapes: list[torch.Size], dtypes: list[torch.dtype]) -> int:
@@ -219,6 +242,7 @@ class MarufsAllocator(MemoryAllocatorInterface):
         if not isinstance(memory_obj, MarufsMemoryObj) or not memory_obj.is_valid():
             return
         memory_obj.invalidate()
+        memory_obj.release_pin()
         if memory_obj.allocation is not None:
             memory_obj.allocation.free()
 
@@ -272,6 +296,8 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         self.token_bytes = _nbytes([self.shape], [self.dtype]) // self.shape[self.token_dim]
         extra = dict(getattr(config, "extra_config", None) or {})
         self.store = _store_from_config(extra, metadata.model_name)
+        self.shared = bool(extra.get("marufs.app"))
+        self.failed_puts = 0
         self.allocator = MarufsAllocator(self.store)
         self.pins: dict[str, list[marufs.Pin]] = {}
         self.lock = threading.Lock()
@@ -280,6 +306,9 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
 
     def __str__(self) -> str:
         return "MarufsBackend"
+
+    def name(self, key: CacheEngineKey) -> str:
+        return key_name(key, self.shared)
 
     # AllocatorBackendInterface
     def initialize_allocator(self, config: Any, metadata: Any) -> MemoryAllocatorInterface:
@@ -319,7 +348,7 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
     def batched_contains(self, keys: list[CacheEngineKey], pin: bool = False) -> int:
         """The number of leading keys present: one batched lookup; with
         `pin`, those keys are pinned (until `unpin`)."""
-        names = [key_name(k) for k in keys]
+        names = [self.name(k) for k in keys]
         found = self.store.batch_exists(names)
         n = 0
         while n < len(found) and found[n]:
@@ -347,20 +376,28 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         when the object came from this allocator). A key that exists already
         keeps its bytes (the same content, by LMCache's hashing)."""
         for k, o in zip(keys, objs, strict=True):
-            name = key_name(k)
-            if (
-                isinstance(o, MarufsMemoryObj)
-                and o.allocation is not None
-                and o.allocation.writable
-            ):
-                if self.store.publish(o.allocation, name):
+            name = self.name(k)
+            try:
+                if (
+                    isinstance(o, MarufsMemoryObj)
+                    and o.allocation is not None
+                    and o.allocation.writable
+                ):
+                    done = self.store.publish(o.allocation, name)
+                else:
+                    done = self.store.put(name, o.byte_array)
+            except marufs.MarufsError as e:
+                # Never raised into LMCache: this chunk is not stored, the
+                # rest of the batch is.
+                with self.lock:
+                    self.failed_puts += 1
+                logger.warning("marufs: storing %s failed: %s", name, e)
+                continue
+            with self.lock:
+                if done:
                     self.stored += 1
                 else:
                     self.deduplicated += 1
-            elif self.store.put(name, o.byte_array):
-                self.stored += 1
-            else:
-                self.deduplicated += 1
             if on_complete_callback is not None:
                 on_complete_callback(k)
 
@@ -383,13 +420,39 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         )
         return MarufsMemoryObj(_frombuffer(view), meta, self.allocator, view=view)
 
+    def _take_pin(self, name: str) -> marufs.Pin | None:
+        with self.lock:
+            ps = self.pins.get(name)
+            if not ps:
+                return None
+            p = ps.pop()
+            if not ps:
+                del self.pins[name]
+            return p
+
+    def _get(self, names: list[str]) -> list[MemoryObj | None]:
+        # A key a lookup pinned is read through its pin (it may have been
+        # deleted or evicted by another store or host since); the pin moves
+        # onto the object that reads it.
+        pins = [self._take_pin(n) for n in names]
+        rest = [n for n, p in zip(names, pins, strict=True) if p is None]
+        views = iter(self.store.batch_retrieve(rest) if rest else [])
+        out: list[MemoryObj | None] = []
+        for p in pins:
+            v = p.map() if p is not None else next(views)
+            o = None if v is None else self._view_obj(v)
+            if isinstance(o, MarufsMemoryObj):
+                o.marufs_pin = p
+            elif p is not None:
+                p.unpin()
+            out.append(o)
+        return out
+
     def get_blocking(self, key: CacheEngineKey) -> MemoryObj | None:
-        v = self.store.retrieve(key_name(key))
-        return None if v is None else self._view_obj(v)
+        return self._get([self.name(key)])[0]
 
     def batched_get_blocking(self, keys: list[CacheEngineKey]) -> list[MemoryObj | None]:
-        views = self.store.batch_retrieve([key_name(k) for k in keys])
-        return [None if v is None else self._view_obj(v) for v in views]
+        return self._get([self.name(k) for k in keys])
 
     async def batched_async_contains(
         self, lookup_id: str, keys: list[CacheEngineKey], pin: bool = False
@@ -407,7 +470,7 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         return out
 
     def pin(self, key: CacheEngineKey) -> bool:
-        name = key_name(key)
+        name = self.name(key)
         p = self.store.pin(name)
         if p is None:
             return False
@@ -416,7 +479,7 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         return True
 
     def unpin(self, key: CacheEngineKey) -> bool:
-        name = key_name(key)
+        name = self.name(key)
         with self.lock:
             ps = self.pins.get(name)
             if not ps:
@@ -428,7 +491,7 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         return True
 
     def remove(self, key: CacheEngineKey, force: bool = True) -> bool:
-        return self.store.delete(key_name(key))
+        return self.store.delete(self.name(key))
 
     def close(self) -> None:
         with self.lock:
@@ -479,6 +542,9 @@ class MarufsL2Adapter(L2AdapterInterface):
                 self.stores[model] = s
             return s
 
+    def name(self, key: Any) -> str:
+        return key_name(key, bool(self.params.get("app")))
+
     def task(self) -> int:
         with self.mu:
             self.next_id += 1
@@ -498,14 +564,18 @@ class MarufsL2Adapter(L2AdapterInterface):
         stored, sizes = [], []
         for k, o in zip(keys, objects, strict=True):
             try:
-                self.store_of(k.model_name).put(key_name(k), o.byte_array)
-            except marufs.MarufsError:
+                new = self.store_of(k.model_name).put(self.name(k), o.byte_array)
+            except marufs.MarufsError as e:
+                logger.warning("marufs: storing %s failed: %s", self.name(k), e)
                 ok = False
                 continue
             n = o.get_size()
             total += n
-            stored.append(k)
-            sizes.append(n)
+            if new:
+                # A key that existed (the same content) was counted when it
+                # was stored.
+                stored.append(k)
+                sizes.append(n)
         with self.mu:
             self.done_store[tid] = L2StoreResult(ok, total)
         if stored:
@@ -525,7 +595,7 @@ class MarufsL2Adapter(L2AdapterInterface):
             by_model.setdefault(k.model_name, []).append(i)
         for model, idx in by_model.items():
             s = self.store_of(model)
-            names = [key_name(keys[i]) for i in idx]
+            names = [self.name(keys[i]) for i in idx]
             for i, name, there in zip(idx, names, s.batch_exists(names), strict=True):
                 if not there:
                     continue
@@ -556,13 +626,24 @@ class MarufsL2Adapter(L2AdapterInterface):
 
     def submit_load_task(self, keys: list[Any], objects: list[MemoryObj]) -> int:
         tid, bm = self.task(), Bitmap(len(keys))
+        loaded = []
         for i, (k, o) in enumerate(zip(keys, objects, strict=True)):
-            v = self.store_of(k.model_name).retrieve(key_name(k))
-            if v is None or v.size > o.get_size():
+            # Through the lock's pin where there is one: the name may have
+            # been deleted or evicted since by another store or host.
+            with self.mu:
+                ps = self.pins.get(k)
+                p = ps[-1] if ps else None
+            v = p.map() if p is not None else self.store_of(k.model_name).retrieve(self.name(k))
+            # Exactly the object's size: a shorter key would leave a stale
+            # tail in the object.
+            if v is None or v.size != o.get_size():
                 continue
             dst = o.tensor.view(torch.uint8).view(-1)
             dst[: v.size].copy_(_frombuffer(v))
             bm.set(i)
+            loaded.append(k)
+        if loaded:
+            self._notify_keys_accessed(loaded)
         with self.mu:
             self.done_load[tid] = bm
         self.efd["load"].notify()
@@ -576,8 +657,8 @@ class MarufsL2Adapter(L2AdapterInterface):
         gone, sizes = [], []
         for k in keys:
             s = self.store_of(k.model_name)
-            info = s.stat(key_name(k))
-            if info is not None and s.delete(key_name(k)):
+            info = s.stat(self.name(k))
+            if info is not None and s.delete(self.name(k)):
                 gone.append(k)
                 sizes.append(info.size)
         if gone:
