@@ -479,14 +479,9 @@ class MarufsBackend(StoragePluginInterface, AllocatorBackendInterface):
         return True
 
     def unpin(self, key: CacheEngineKey) -> bool:
-        name = self.name(key)
-        with self.lock:
-            ps = self.pins.get(name)
-            if not ps:
-                return False
-            p = ps.pop()
-            if not ps:
-                del self.pins[name]
+        p = self._take_pin(self.name(key))
+        if p is None:
+            return False
         p.unpin()
         return True
 
