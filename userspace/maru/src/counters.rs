@@ -18,6 +18,7 @@ pub(crate) struct AtomicCounters {
     pub discarded: AtomicU64,
     pub deleted: AtomicU64,
     pub evicted: AtomicU64,
+    pub usage_listings: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -35,6 +36,7 @@ impl AtomicCounters {
             discarded: self.discarded.load(Relaxed),
             deleted: self.deleted.load(Relaxed),
             evicted: self.evicted.load(Relaxed),
+            usage_listings: self.usage_listings.load(Relaxed),
         }
     }
 }
@@ -66,4 +68,8 @@ pub struct Counters {
     pub deleted: u64,
     /// Of those, keys deleted by eviction ([`Store::evict`](crate::Store::evict)).
     pub evicted: u64,
+    /// Listings of the application to count its usage against the quota
+    /// ([`Store::alloc_evicting`](crate::Store::alloc_evicting) lists only
+    /// when its running figure is stale or near the high watermark).
+    pub usage_listings: u64,
 }

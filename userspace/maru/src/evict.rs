@@ -26,6 +26,17 @@
 //! `NoSpace`. Other stores of the application (other processes, hosts) see
 //! only each other's published keys, so each may pass it by its own
 //! allocations in flight.
+//!
+//! Sizes count as the pool gives them (whole 2 MiB units on marufs). A
+//! store decides one allocation at a time and reserves its space before
+//! the next decision, so its threads together never pass the quota. It
+//! keeps a running figure of the application's keys (its last listing plus
+//! what it published since, minus what it evicted) and lists the
+//! application again only when that figure is older than
+//! [`USAGE_REFRESH`](crate::USAGE_REFRESH) or the allocation would pass the
+//! high watermark (an allocation then costs no listing: 16 ms at 16k keys);
+//! keys other stores published in between count from the next listing.
+//! Names beginning with [`RESERVED_PREFIX`] are refused as keys.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -68,7 +68,7 @@ pub use lookup::{BatchedLookup, KeyInfo, LookupMode};
 pub use map::Mapping;
 pub use names::{validate_name, NAME_MAX};
 pub use pool::{AppUsage, Pool, PoolUsage};
-pub use store::{AllocHandle, Pin, Stats, Store, StoreOptions, Unpublished};
+pub use store::{AllocHandle, Pin, Stats, Store, StoreOptions, Unpublished, USAGE_REFRESH};
 
 /// `statfs` `f_type` of a mounted marufs.
 pub const MARUFS_MAGIC: i64 = sys::MARUFS_MAGIC;

@@ -157,12 +157,38 @@ impl Pool {
         }
     }
 
-    /// Removes the (empty) application directory `app`; `Ok(false)` if it
-    /// does not exist.
+    /// Removes the application directory `app`, which must hold no keys
+    /// (the library's own entries, such as an eviction policy marker, go
+    /// with it); `Ok(false)` if it does not exist.
     pub fn remove_app(&self, app: &str) -> Result<bool> {
         validate_name(app)?;
         let c = sys::cname(app).map_err(|e| Error::io("rmdir", app, e))?;
-        match sys::unlinkat(self.inner.root.as_fd(), &c, libc::AT_REMOVEDIR) {
+        let root = self.inner.root.as_fd();
+        let rmdir = || sys::unlinkat(root, &c, libc::AT_REMOVEDIR);
+        let r = match rmdir() {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                // Only the library's entries left? Then they go, and the
+                // directory after them (a key stored meanwhile keeps it).
+                let dir = self.open_app(app)?;
+                let ents = sys::read_dir(dir.as_fd()).map_err(|e| Error::io("read", app, e))?;
+                let ours = |n: &[u8]| n.starts_with(crate::evict::RESERVED_PREFIX.as_bytes());
+                if !ents.iter().all(|e| ours(&e.name)) {
+                    return Err(Error::io("rmdir", app, e));
+                }
+                for e in &ents {
+                    if let Ok(n) = std::ffi::CString::new(e.name.clone()) {
+                        match sys::unlinkat(dir.as_fd(), &n, 0) {
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                            Err(e) => return Err(Error::io("unlink", app, e)),
+                        }
+                    }
+                }
+                rmdir()
+            }
+            r => r,
+        };
+        match r {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(Error::io("rmdir", app, e)),

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::cache::Cache;
 use crate::coherence::{self, Coherence};
@@ -127,6 +128,80 @@ pub(crate) struct Shared {
     /// or discarded (unnamed ones are in no listing): counted against the
     /// quota with the application's keys.
     pending: AtomicU64,
+    /// The application's keys as this store last counted them, for the
+    /// quota (see [`Store::alloc_evicting`]).
+    usage: Mutex<KeyUsage>,
+}
+
+/// The running figure of an application's keys that spares a quota'd
+/// allocation a listing of the whole application.
+#[derive(Default)]
+struct KeyUsage {
+    /// Allocated bytes of its keys at the last listing, plus what this store
+    /// published since, minus what it evicted. Keys that others published
+    /// since are missing (for at most [`USAGE_REFRESH`]); keys this store or
+    /// others deleted otherwise are still counted (a conservative error).
+    bytes: u64,
+    /// When it was listed; `None`: never.
+    at: Option<Instant>,
+}
+
+/// How long a quota'd store trusts its running figure of the application's
+/// keys before listing the application again.
+pub const USAGE_REFRESH: Duration = Duration::from_secs(1);
+
+impl Shared {
+    /// What the pool gives a key of `size` bytes: whole units on marufs,
+    /// pages elsewhere.
+    fn rounded(&self, size: u64) -> u64 {
+        let grain = if self.pool.is_marufs() { UNIT } else { 4096 };
+        size.div_ceil(grain).saturating_mul(grain)
+    }
+
+    fn usage(&self) -> MutexGuard<'_, KeyUsage> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A key of `reserved` bytes was published by this store: it is in the
+    /// application's keys now (before its reservation goes, so that the two
+    /// are never both missing from the count).
+    fn note_published(&self, reserved: u64) {
+        let mut u = self.usage();
+        u.bytes = u.bytes.saturating_add(reserved);
+    }
+}
+
+/// Pool space held for an allocation of a store, counted in
+/// [`Shared::pending`] until dropped or handed to an [`AllocHandle`].
+struct Reservation {
+    /// `None` once handed over.
+    shared: Option<Arc<Shared>>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(shared: &Arc<Shared>, bytes: u64) -> Reservation {
+        shared.pending.fetch_add(bytes, Relaxed);
+        Reservation {
+            shared: Some(shared.clone()),
+            bytes,
+        }
+    }
+
+    /// The bytes, now the caller's to give back (an [`AllocHandle`] does at
+    /// its drop).
+    fn hand_over(mut self) -> u64 {
+        self.shared = None;
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(s) = &self.shared {
+            s.pending.fetch_sub(self.bytes, Relaxed);
+        }
+    }
 }
 
 /// One application's keys in a pool: the client of a marufs mount (the role
@@ -232,6 +307,7 @@ impl Store {
                 coherence: opts.coherence,
                 pins: Arc::new(PinSet::default()),
                 pending: AtomicU64::new(0),
+                usage: Mutex::new(KeyUsage::default()),
             }),
             cache: Cache::new(opts.cache_capacity),
             opts: opts.clone(),
@@ -302,6 +378,12 @@ impl Store {
 
     fn cname(&self, op: &'static str, key: &str) -> Result<std::ffi::CString> {
         validate_name(key)?;
+        if key.starts_with(crate::evict::RESERVED_PREFIX) {
+            return Err(Error::InvalidName {
+                name: key.to_string(),
+                why: "names beginning with \".marufs-\" are reserved for the library's own entries",
+            });
+        }
         sys::cname(key).map_err(|e| Error::io(op, key, e))
     }
 
@@ -324,6 +406,17 @@ impl Store {
     /// created with, and reserving the name first lets a second writer of
     /// the same content skip its copy entirely.
     pub fn alloc(&self, key: &str, size: u64) -> Result<AllocHandle> {
+        self.alloc_reserved(key, size, None)
+    }
+
+    /// [`alloc`](Self::alloc) with its pool space reserved already (`None`:
+    /// reserved here).
+    fn alloc_reserved(
+        &self,
+        key: &str,
+        size: u64,
+        res: Option<Reservation>,
+    ) -> Result<AllocHandle> {
         let c = self.cname("create", key)?;
         check_size(key, size)?;
         let fd = match sys::openat(
@@ -338,7 +431,7 @@ impl Store {
             }
             Err(e) => return Err(Error::io("create", key, e)),
         };
-        self.prepare(fd, key, true, size)
+        self.prepare(fd, key, true, size, res)
     }
 
     /// Creates an unpublished key without a name (`O_TMPFILE` in the
@@ -352,6 +445,10 @@ impl Store {
     /// `O_TMPFILE` (marufs with unnamed-key support, tmpfs, ext4...);
     /// `EOPNOTSUPP`/`EISDIR` otherwise.
     pub fn alloc_unnamed(&self, size: u64) -> Result<AllocHandle> {
+        self.alloc_unnamed_reserved(size, None)
+    }
+
+    fn alloc_unnamed_reserved(&self, size: u64, res: Option<Reservation>) -> Result<AllocHandle> {
         check_size("(unnamed)", size)?;
         let fd = sys::openat(
             self.dir(),
@@ -360,19 +457,21 @@ impl Store {
             self.opts.key_mode as libc::mode_t,
         )
         .map_err(|e| Error::io("create unnamed key in", self.app(), e))?;
-        self.prepare(fd, "", false, size)
+        self.prepare(fd, "", false, size, res)
     }
 
     /// Sizes and maps a new key; discards it on failure.
-    fn prepare(&self, fd: OwnedFd, key: &str, named: bool, size: u64) -> Result<AllocHandle> {
-        // What the pool gives the key: whole units on marufs, pages elsewhere.
-        let grain = if self.shared.pool.is_marufs() {
-            UNIT
-        } else {
-            4096
-        };
-        let reserved = size.div_ceil(grain).saturating_mul(grain);
-        self.shared.pending.fetch_add(reserved, Relaxed);
+    fn prepare(
+        &self,
+        fd: OwnedFd,
+        key: &str,
+        named: bool,
+        size: u64,
+        res: Option<Reservation>,
+    ) -> Result<AllocHandle> {
+        let reserved = res
+            .unwrap_or_else(|| Reservation::new(&self.shared, self.shared.rounded(size)))
+            .hand_over();
         let mut h = AllocHandle {
             reserved,
             shared: self.shared.clone(),
@@ -438,6 +537,7 @@ impl Store {
             Ok(()) => {
                 // Published by the link; releasing the file just closes it.
                 handle.fd = None;
+                self.shared.note_published(handle.reserved);
                 self.shared.counters.stored.fetch_add(1, Relaxed);
                 Ok(true)
             }
@@ -494,6 +594,7 @@ impl Store {
         }
         match sys::link_unnamed(fd.as_fd(), handle.shared.dir.as_fd(), &c) {
             Ok(()) => {
+                self.shared.note_published(handle.reserved);
                 self.shared.counters.stored.fetch_add(1, Relaxed);
                 let mut handle = handle;
                 // The VMA holds the file (and on marufs its hold on the
@@ -597,11 +698,21 @@ impl Store {
     /// store, until their allocated space adds up (or no key is left). See
     /// [`EvictionPolicy`] for why deleting is always safe for readers.
     pub fn evict(&self, bytes: u64) -> Result<Evicted> {
+        if bytes == 0 {
+            return Ok(Evicted::default());
+        }
+        let ev = self.evict_from(self.list()?, bytes)?;
+        let mut u = self.shared.usage();
+        u.bytes = u.bytes.saturating_sub(ev.bytes);
+        Ok(ev)
+    }
+
+    /// [`evict`](Self::evict) from a listing of the application.
+    fn evict_from(&self, mut keys: Vec<KeyInfo>, bytes: u64) -> Result<Evicted> {
         let mut out = Evicted::default();
         if bytes == 0 {
             return Ok(out);
         }
-        let mut keys = self.list()?;
         keys.sort_by(|a, b| (a.mtime_ns, &a.name).cmp(&(b.mtime_ns, &b.name)));
         for k in keys {
             if out.bytes >= bytes {
@@ -628,75 +739,141 @@ impl Store {
         Ok(out)
     }
 
-    /// Evicts what the store's [`EvictionPolicy`] says must go before `size`
-    /// more bytes are allocated (nothing if there is room).
-    pub fn make_room(&self, size: u64) -> Result<Evicted> {
-        self.make_room_counted(size).map(|(ev, _)| ev)
+    /// Lists the application and makes the running usage that listing.
+    fn count_usage(&self, u: &mut KeyUsage) -> Result<Vec<KeyInfo>> {
+        let keys = self.list()?;
+        u.bytes = keys.iter().map(|k| k.allocated).sum();
+        u.at = Some(Instant::now());
+        self.shared.counters.usage_listings.fetch_add(1, Relaxed);
+        Ok(keys)
     }
 
-    /// [`make_room`](Self::make_room), and the application's bytes (keys and
-    /// allocations in flight) it counted before evicting.
-    fn make_room_counted(&self, size: u64) -> Result<(Evicted, u64)> {
+    /// Evicts what the store's [`EvictionPolicy`] says must go before `size`
+    /// more bytes are allocated (nothing if there is room). This lists the
+    /// application (with a quota) and asks the pool for its free space.
+    pub fn make_room(&self, size: u64) -> Result<Evicted> {
+        let size = self.shared.rounded(size);
         let pool = self.shared.pool.usage()?;
-        // The application's keys and this store's allocations in flight
-        // (the caller's own included: a batch allocated before any of it is
-        // published counts whole).
-        let app = if self.opts.eviction.quota.is_some() {
-            let listed: u64 = self.list()?.iter().map(|k| k.allocated).sum();
-            listed.saturating_add(self.shared.pending.load(Relaxed))
+        let mut u = self.shared.usage();
+        let (keys, app) = if self.opts.eviction.quota.is_some() {
+            let keys = self.count_usage(&mut u)?;
+            // This store's allocations in flight count (a batch allocated
+            // before any of it is published counts whole).
+            (
+                Some(keys),
+                u.bytes.saturating_add(self.shared.pending.load(Relaxed)),
+            )
         } else {
-            0
+            (None, 0)
         };
         let need = self
             .opts
             .eviction
             .to_free(size, app, pool.total, pool.available);
-        Ok((self.evict(need)?, app))
+        if need == 0 {
+            return Ok(Evicted::default());
+        }
+        let keys = match keys {
+            Some(k) => k,
+            None => self.list()?,
+        };
+        let ev = self.evict_from(keys, need)?;
+        u.bytes = u.bytes.saturating_sub(ev.bytes);
+        Ok(ev)
+    }
+
+    /// Holds `size` bytes (rounded up to what the pool gives) for an
+    /// allocation within the quota `q`, evicting per the policy first.
+    ///
+    /// One decision at a time per store (its usage lock), and the
+    /// reservation is made before the lock goes: concurrent allocations of
+    /// a store never pass the quota together. The running usage is trusted
+    /// while fresher than [`USAGE_REFRESH`] and below the high watermark;
+    /// otherwise the application is listed (and that listing is what
+    /// eviction chooses from).
+    fn reserve_within_quota(&self, q: u64, size: u64, key: &str) -> Result<Reservation> {
+        let size = self.shared.rounded(size);
+        let policy = &self.opts.eviction;
+        let mut u = self.shared.usage();
+        let pending = || self.shared.pending.load(Relaxed);
+        // The quota's part of the policy only: a full pool shows as a failed
+        // allocation.
+        let to_free = |app: u64| policy.to_free(size, app, 0, u64::MAX);
+        let fresh = u.at.is_some_and(|t| t.elapsed() < USAGE_REFRESH);
+        if !fresh || to_free(u.bytes.saturating_add(pending())) > 0 {
+            let keys = self.count_usage(&mut u)?;
+            let need = to_free(u.bytes.saturating_add(pending()));
+            if need > 0 {
+                let ev = self.evict_from(keys, need)?;
+                u.bytes = u.bytes.saturating_sub(ev.bytes);
+            }
+        }
+        // The quota is a limit: when pinned keys and allocations in flight
+        // leave too little to evict, the allocation fails.
+        if u.bytes.saturating_add(pending()).saturating_add(size) > q {
+            return Err(Error::NoSpace {
+                key: key.to_string(),
+                size,
+            });
+        }
+        Ok(Reservation::new(&self.shared, size))
     }
 
     /// [`alloc_unnamed`](Self::alloc_unnamed) (or [`alloc`](Self::alloc)
     /// with `key`) that makes room first: with a quota, evicts per the
-    /// policy before allocating (this costs a listing of the application)
-    /// and fails with [`Error::NoSpace`] if the application's keys and this
-    /// store's allocations in flight would still pass the quota (pinned keys
-    /// cannot go); when the pool is full, evicts and tries once more. Still
-    /// [`Error::NoSpace`] if nothing evictable was left.
+    /// policy before allocating and fails with [`Error::NoSpace`] if the
+    /// application's keys and this store's allocations in flight would
+    /// still pass the quota (pinned keys cannot go); when the pool is full,
+    /// evicts and tries once more. Still [`Error::NoSpace`] if nothing
+    /// evictable was left.
+    ///
+    /// Sizes count as the pool gives them (whole 2 MiB units on marufs).
+    /// The application's keys are a running figure: listed at most every
+    /// [`USAGE_REFRESH`] (see [`Counters::usage_listings`]) unless the
+    /// allocation would pass the high watermark, then listed for the
+    /// eviction; in between, keys other processes and hosts published are
+    /// not counted yet.
     pub fn alloc_evicting(&self, size: u64, key: Option<&str>) -> Result<AllocHandle> {
-        let go = || match key {
-            Some(k) => self.alloc(k, size),
-            None => self.alloc_unnamed(size),
+        let name = key.unwrap_or("(unnamed)");
+        check_size(name, size)?;
+        let go = |res| match key {
+            Some(k) => self.alloc_reserved(k, size, res),
+            None => self.alloc_unnamed_reserved(size, res),
         };
         if let Some(k) = key {
             // Deduplication first: no key is evicted for a name that exists.
+            validate_name(k)?;
             if self.exists(k)? {
                 return Err(Error::Exists(k.to_string()));
             }
         }
-        if let Some(q) = self.opts.eviction.quota {
-            let (ev, app) = self.make_room_counted(size)?;
-            // The quota is a limit: when pinned keys and allocations in
-            // flight leave too little to evict, the allocation fails.
-            if app.saturating_sub(ev.bytes).saturating_add(size) > q {
-                return Err(Error::NoSpace {
-                    key: key.unwrap_or("(unnamed)").to_string(),
-                    size,
-                });
-            }
-        }
-        match go() {
+        let res = match self.opts.eviction.quota {
+            Some(q) => Some(self.reserve_within_quota(q, size, name)?),
+            None => None,
+        };
+        match go(res) {
             Err(Error::NoSpace { .. }) => {
                 let pool = self.shared.pool.usage()?;
-                let mut need = self
-                    .opts
-                    .eviction
-                    .to_free(size, 0, pool.total, pool.available);
+                let mut need = self.opts.eviction.to_free(
+                    self.shared.rounded(size),
+                    0,
+                    pool.total,
+                    pool.available,
+                );
                 if need == 0 {
                     // statfs said there is room and the allocation said
                     // not (no contiguous extent, a race): free its size.
                     need = size;
                 }
                 self.evict(need)?;
-                go()
+                // The first reservation went with the failed allocation;
+                // the quota was checked with it.
+                let res = self
+                    .opts
+                    .eviction
+                    .quota
+                    .map(|_| Reservation::new(&self.shared, self.shared.rounded(size)));
+                go(res)
             }
             r => r,
         }
@@ -1020,7 +1197,7 @@ impl fmt::Debug for Store {
 pub struct AllocHandle {
     /// Its share of [`Shared::pending`], given back when the handle goes
     /// (published, freed or dropped), by which time a published key is in
-    /// the listing.
+    /// the listing and the running usage.
     reserved: u64,
     shared: Arc<Shared>,
     key: String,
@@ -1068,6 +1245,7 @@ impl AllocHandle {
         let c = sys::cname(&self.key).map_err(|e| Error::io("stat", self.key.as_str(), e))?;
         match sys::fstatat(self.shared.dir.as_fd(), &c) {
             Ok(st) if st.st_ino == self.ino => {
+                self.shared.note_published(self.reserved);
                 self.shared.counters.stored.fetch_add(1, Relaxed);
                 Ok(())
             }
@@ -1134,6 +1312,7 @@ impl AllocHandle {
             Ok(_) => return Err(Error::PublishFailed(self.key.clone())),
             Err(e) => return Err(Error::io("stat", self.key.as_str(), e)),
         }
+        self.shared.note_published(self.reserved);
         self.shared.counters.stored.fetch_add(1, Relaxed);
         if len > 0 {
             // SAFETY: ptr/len is the placeholder we own; the new pages are

@@ -640,3 +640,130 @@ fn the_quota_is_a_limit_when_pins_leave_nothing_to_evict() {
     assert!(!s.exists("k0").unwrap());
     drop(h);
 }
+
+#[test]
+fn concurrent_allocations_never_pass_the_quota() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(16 * 4096),
+        high_pct: 100,
+        low_pct: 50,
+    });
+    let s = Arc::new(Store::open_with(t.path(), "app", &opts).unwrap());
+    // Eight threads race for 32 allocations that are all held (unnamed:
+    // nothing can be evicted); the quota has room for 16.
+    let go = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, go) = (s.clone(), go.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                (0..4)
+                    .filter_map(|_| s.alloc_evicting(4096, None).ok())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let held: Vec<_> = threads
+        .into_iter()
+        .flat_map(|j| j.join().unwrap())
+        .collect();
+    assert_eq!(held.len(), 16);
+}
+
+#[test]
+fn the_quota_counts_what_the_pool_gives() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(2 * 4096),
+        high_pct: 100,
+        low_pct: 50,
+    });
+    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    // A 1-byte key takes a page here (a 2 MiB unit on marufs).
+    let a = s.alloc_evicting(1, None).unwrap();
+    let b = s.alloc_evicting(1, None).unwrap();
+    match s.alloc_evicting(1, None) {
+        Err(Error::NoSpace { .. }) => {}
+        r => panic!("{r:?}"),
+    }
+    drop((a, b));
+}
+
+#[test]
+fn a_quotad_store_counts_its_usage_without_listing_each_time() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(64 * 4096),
+        high_pct: 50,
+        low_pct: 25,
+    });
+    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    for i in 0..24 {
+        let mut h = s.alloc_evicting(4096, None).unwrap();
+        h.fill(1);
+        assert!(s.store_as(h, &format!("k{i}")).unwrap());
+    }
+    // One listing for 24 allocations below the high watermark (32 keys)...
+    assert_eq!(s.counters().usage_listings, 1);
+    assert_eq!(s.counters().evicted, 0);
+    // ... and its own keys counted: the 33rd takes the application past it
+    // and lists, evicting down to the low watermark.
+    for i in 24..33 {
+        let mut h = s.alloc_evicting(4096, None).unwrap();
+        h.fill(1);
+        assert!(s.store_as(h, &format!("k{i}")).unwrap());
+    }
+    let c = s.counters();
+    assert_eq!((c.usage_listings, c.evicted), (2, 32 - 15), "{c:?}");
+    // Another process's keys are counted once the figure is refreshed.
+    let other = Store::open(t.path(), "app").unwrap();
+    for i in 0..40 {
+        assert!(other.store_bytes(&format!("o{i}"), &[2; 4096]).unwrap());
+    }
+    std::thread::sleep(maru::USAGE_REFRESH + std::time::Duration::from_millis(50));
+    drop(s.alloc_evicting(4096, None).unwrap());
+    let used: u64 = s.list().unwrap().iter().map(|k| k.allocated).sum();
+    assert!(used <= 16 * 4096, "{used}");
+}
+
+#[test]
+fn names_of_the_librarys_own_entries_are_refused() {
+    let t = tmp();
+    let s = Store::open(t.path(), "app").unwrap();
+    for bad in [".marufs-eviction.quota=1.high=90.low=5", ".marufs-x"] {
+        match s.store_bytes(bad, b"x") {
+            Err(Error::InvalidName { .. }) => {}
+            r => panic!("{bad}: {r:?}"),
+        }
+        assert!(s.alloc_evicting(1, Some(bad)).is_err());
+    }
+    assert!(s.store_bytes(".marufs", b"x").unwrap());
+}
+
+#[test]
+fn an_emptied_quotad_application_can_be_removed() {
+    use maru::EvictionPolicy;
+    let t = tmp();
+    let opts = StoreOptions::default().eviction(EvictionPolicy {
+        quota: Some(1 << 30),
+        ..EvictionPolicy::default()
+    });
+    let pool = maru::Pool::open(t.path()).unwrap();
+    {
+        let s = pool.store_with("app", &opts).unwrap();
+        assert!(s.store_bytes("k", b"x").unwrap());
+    }
+    // A key keeps it (and its marker).
+    assert!(pool.remove_app("app").is_err());
+    assert_eq!(
+        pool.app_policy("app").unwrap().unwrap().quota,
+        Some(1 << 30)
+    );
+    pool.store("app").unwrap().delete("k").unwrap();
+    assert!(pool.remove_app("app").unwrap());
+    assert!(!t.path().join("app").exists());
+}

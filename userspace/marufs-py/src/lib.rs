@@ -443,6 +443,7 @@ fn counters<'py>(py: Python<'py>, c: &maru::Counters) -> PyResult<Bound<'py, PyD
         ("discarded", c.discarded),
         ("deleted", c.deleted),
         ("evicted", c.evicted),
+        ("usage_listings", c.usage_listings),
     ] {
         d.set_item(k, v)?;
     }
