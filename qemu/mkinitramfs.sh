@@ -52,13 +52,18 @@ if [ -n "${MARUFS_INITRD_PYTHON:-}" ]; then
         done
     done
     cp -r "$MARUFS_INITRD_PYTHON/marufs" "$root/usr/lib/python3/dist-packages/marufs"
-    rm -rf "$root/usr/lib/python3/dist-packages/marufs/__pycache__" "$root/usr/lib/python3/dist-packages/marufs/lmcache.py"
+    # marufs.lmcache stays: scenario lmcache-share runs it with LMCache's own
+    # environment (scripts/lmcache-rootfs.sh), the tree's package from here.
+    rm -rf "$root/usr/lib/python3/dist-packages/marufs/__pycache__"
 fi
 install -m 0755 "$MARUFS_ROOT/qemu/guest/init" "$root/init"
 install -m 0644 "$MARUFS_ROOT/qemu/guest/guest-lib.sh" "$root/lib/marufs/guest-lib.sh"
 for s in "$MARUFS_ROOT"/tests/guest/*; do
     [ -f "$s" ] && install -m 0755 "$s" "$root/tests/$(basename "$s")"
 done
+# What the LMCache tests share (model metadata, a CPU stand-in for vLLM's
+# GPU connector), for the guests' LMCache half.
+install -m 0644 "$MARUFS_ROOT/userspace/marufs-py/tests/lmc_util.py" "$root/tests/lmc_util.py"
 
 cat >"$root/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh

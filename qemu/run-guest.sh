@@ -2,20 +2,24 @@
 # Boot one guest and run one test script in it; the guest powers off itself.
 #   qemu/run-guest.sh -k KERNEL -i INITRD -t cxl|nvdimm|none -p POOLFILE [-s SIZE]
 #                     [-r ROLE] [-P 0|1] [-T TEST] [-l LOG] [-w TIMEOUT] [-m MEM] [-c CPUS]
+#                     [-d DISK]
 # Exits with QEMU's status (124/137: killed after TIMEOUT seconds).
 # Every guest given the same POOLFILE shares it as /dev/dax0.0 (share=on).
+# DISK: a raw image attached read-only by virtio-blk (/dev/vda; several
+# guests may share it).
 # MARUFS_QEMU_ARGS: extra QEMU arguments (e.g. -s: gdb stub on :1234 for
 # scripts/guest-profile.py). MARUFS_MODPARAMS: marufs module parameters the
 # guest passes to insmod (space-separated, e.g. "noncoherent_test=1").
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 
-kernel= initrd= topo=none pool= size=512M role=a primary=1 test= logf=/dev/stdout timeout=300 mem=2G cpus=2
-while getopts k:i:t:p:s:r:P:T:l:w:m:c: o; do
+kernel= initrd= topo=none pool= size=512M role=a primary=1 test= logf=/dev/stdout timeout=300 mem=2G cpus=2 disk=
+while getopts k:i:t:p:s:r:P:T:l:w:m:c:d: o; do
     case $o in
         k) kernel=$OPTARG ;; i) initrd=$OPTARG ;; t) topo=$OPTARG ;; p) pool=$OPTARG ;;
         s) size=$OPTARG ;; r) role=$OPTARG ;; P) primary=$OPTARG ;; T) test=$OPTARG ;;
         l) logf=$OPTARG ;; w) timeout=$OPTARG ;; m) mem=$OPTARG ;; c) cpus=$OPTARG ;;
+        d) disk=$OPTARG ;;
         *) die "bad option" ;;
     esac
 done
@@ -47,6 +51,10 @@ case $topo in
     *) die "unknown topology $topo" ;;
 esac
 if [ -n "$pool" ] && [ ! -e "$pool" ]; then truncate -s "$size" "$pool"; fi
+if [ -n "$disk" ]; then
+    [ -f "$disk" ] || die "no disk image $disk"
+    dev_args+=(-drive "file=$disk,format=raw,if=virtio,readonly=on")
+fi
 
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=7 marufs.topo=$topo marufs.role=$role marufs.primary=$primary"
 [ -n "$test" ] && cmdline+=" marufs.test=$test"

@@ -96,7 +96,7 @@ launch_guest() {  # launch_guest HOST PRIMARY
     : >"$dir/$1.log"
     MARUFS_MODPARAMS="$MODPARAMS" "$MARUFS_ROOT/qemu/run-guest.sh" -k "$kernel" -i "$initrd" -t "$TOPOLOGY" -p "$pool" \
         -s "$POOL_SIZE" -r "$1" -P "$2" -T "$SCRIPT" -l "$dir/$1.log" -w "$TIMEOUT" -m "$MEM" \
-        -c "$CPUS" >"$dir/$1.qemu" 2>&1 &
+        -c "$CPUS" ${DISK:+-d "$DISK"} >"$dir/$1.qemu" 2>&1 &
     pids+=($!); started+=($SECONDS)
 }
 ready() { grep -aq MARUFS-READY "$dir/$1.log" 2>/dev/null; }
@@ -210,9 +210,17 @@ python_initrd() {
         "$MARUFS_ROOT/out/initramfs-$variant-py.cpio.gz" "$ko" "${bins[@]}")
 }
 
+# The read-only root of LMCache's environment for the guests (scenarios with
+# ROOTFS=lmcache, attached as /dev/vda), built on first use.
+rootfs_lmcache=
+lmcache_rootfs() {
+    [ -n "$rootfs_lmcache" ] && return 0
+    rootfs_lmcache=$("$MARUFS_ROOT/scripts/lmcache-rootfs.sh")
+}
+
 run_scenario() {  # run_scenario FILE
     local scn=$1 name TOPOLOGY=none HOSTS=a POOL_SIZE=512M SCRIPT= TIMEOUT=300 MEM=2G CPUS= BOOT_TIMEOUT=180 \
-        MODPARAMS= EXPECT=pass EXPECT_MARKER= PYTHON=
+        MODPARAMS= EXPECT=pass EXPECT_MARKER= PYTHON= ROOTFS= DISK=
     name=$(basename "$scn" .scn)
     # shellcheck disable=SC1090
     . "$scn"
@@ -221,6 +229,14 @@ run_scenario() {  # run_scenario FILE
         python_initrd || { report "guest: $name" 1 0 /dev/null; return; }
         initrd=$initrd_py
     fi
+    case $ROOTFS in
+        "") ;;
+        lmcache)
+            lmcache_rootfs >"$out/rootfs-lmcache.log" 2>&1 \
+                || { report "guest: $name (LMCache root image)" 1 0 "$out/rootfs-lmcache.log"; return; }
+            DISK=$rootfs_lmcache ;;
+        *) report "guest: $name (unknown ROOTFS=$ROOTFS)" 1 0 /dev/null; return ;;
+    esac
     # One vCPU per guest when several guests share the 2-core machine.
     [ -n "$CPUS" ] || { [ "$(echo $HOSTS | wc -w)" -gt 1 ] && CPUS=1 || CPUS=2; }
     local dir="$out/$name" pool="/dev/shm/marufs-test-$$-$name.pool" s=$SECONDS st pids started

@@ -34,7 +34,9 @@ def store(mount: str) -> None:
         assert a.published and not a.writable
         # The allocation's memory now reads the published key.
         assert hashlib.sha256(memoryview(a)).hexdigest() == hashlib.sha256(data).hexdigest()
-        manifest.append({"key": f"chunk-{i}", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        manifest.append(
+            {"key": f"chunk-{i}", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        )
     el = time.monotonic() - t0
     # A second publish of an existing name is refused (deduplication).
     dup = s.alloc(16)
@@ -76,7 +78,9 @@ def fetch(mount: str) -> None:
     assert pin is not None and s.delete("chunk-3")
     assert not s.exists("chunk-3")
     pv = pin.map()
-    assert hashlib.sha256(memoryview(pv)).hexdigest() == manifest[3]["sha256"], "pinned bytes changed"
+    assert hashlib.sha256(memoryview(pv)).hexdigest() == manifest[3]["sha256"], (
+        "pinned bytes changed"
+    )
     pin.unpin()
     assert s.put("from-b", b"written by host b " * 1000)
     print(f"[b] verified {N} chunks zero copy in {el:.2f} s; deleted a pinned one, its bytes held")
