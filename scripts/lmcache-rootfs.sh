@@ -12,16 +12,23 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-venv=$("$MARUFS_ROOT/scripts/lmcache-env.sh")
-key=$( { cat "$venv/.req"; /usr/bin/python3.11 --version; echo "$venv"; echo layout-1; } | sha256sum | cut -c1-16)
+# The key needs no venv (scripts/lmcache-env.sh rebuilds the package each
+# time): the venv is made from exactly these requirements, at this path.
+venv=$MARUFS_CACHE/lmcache-env
+req=$(sha256sum "$MARUFS_ROOT/tests/lmcache/requirements.txt" | cut -d' ' -f1)
+key=$( { echo "$req"; /usr/bin/python3.11 --version; echo "$venv"; echo layout-1; } | sha256sum | cut -c1-16)
 img=$MARUFS_CACHE/lmcache-rootfs-$key.img
 if [ -f "$img.done" ]; then echo "$img"; exit 0; fi
+[ "$("$MARUFS_ROOT/scripts/lmcache-env.sh")" = "$venv" ] || die "the LMCache venv is not at $venv"
+[ "$(cat "$venv/.req")" = "$req" ] || die "the LMCache venv does not match the requirements"
 command -v mke2fs >/dev/null || PATH=$PATH:/sbin:/usr/sbin
 command -v mke2fs >/dev/null || die "mke2fs not found (e2fsprogs)"
 
 rm -f "$MARUFS_CACHE"/lmcache-rootfs-*.img "$MARUFS_CACHE"/lmcache-rootfs-*.img.done
 stage=$MARUFS_CACHE/lmcache-rootfs.stage
 rm -rf "$stage"
+# Nothing half made is left behind (a full disk, a failed mke2fs).
+trap 'rm -rf "$stage" "$img.tmp"' EXIT
 t0=$(date +%s)
 log "lmcache rootfs: staging in $stage"
 mkdir -p "$stage"/{proc,sys,dev,tmp,mnt,root,etc,usr/bin,usr/lib}

@@ -31,7 +31,7 @@ a)
     mount -o bind $M $R/mnt || fail "bind the pool into LMCache's root"
     lmc store || peer_fail "LMCache store"
     touch $M/app/a-stored
-    wait_pool $M/app/b-done 3000 || fail "B never finished"
+    wait_pool $M/app/b-done 1200 || fail "B never finished"
     lmc readback || fail "LMCache readback"
     umount $R/mnt && umount $M || fail "umount"
     maru-fsck -n /dev/dax0.0 || fail "fsck"
@@ -40,7 +40,7 @@ b)
     wait_peer_ready
     mount -t marufs -o node=1 /dev/dax0.0 $M || fail "mount"
     mount -o bind $M $R/mnt || fail "bind the pool into LMCache's root"
-    wait_pool $M/app/a-stored 3000 || fail "A never stored"
+    wait_pool $M/app/a-stored 1200 || fail "A never stored"
     lmc fetch || peer_fail "LMCache fetch"
     touch $M/app/b-done
     umount $R/mnt && umount $M || fail "umount"

@@ -175,16 +175,26 @@ impl Pool {
                 if !ents.iter().all(|e| ours(&e.name)) {
                     return Err(Error::io("rmdir", app, e));
                 }
+                let mut gone = Vec::new();
                 for e in &ents {
                     if let Ok(n) = std::ffi::CString::new(e.name.clone()) {
                         match sys::unlinkat(dir.as_fd(), &n, 0) {
-                            Ok(()) => {}
+                            Ok(()) => gone.push(n),
                             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                             Err(e) => return Err(Error::io("unlink", app, e)),
                         }
                     }
                 }
-                rmdir()
+                let r = rmdir();
+                if r.is_err() {
+                    // A key was stored meanwhile: the application lives on,
+                    // with its entries (best effort).
+                    for n in &gone {
+                        let fl = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+                        let _ = sys::openat(dir.as_fd(), n, fl, 0o444);
+                    }
+                }
+                r
             }
             r => r,
         };

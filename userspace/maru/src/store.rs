@@ -169,6 +169,12 @@ impl Shared {
         let mut u = self.usage();
         u.bytes = u.bytes.saturating_add(reserved);
     }
+
+    /// A publish failed, maybe after the key became visible: the running
+    /// figure may miss it, so the next quota'd allocation lists.
+    fn distrust_usage(&self) {
+        self.usage().at = None;
+    }
 }
 
 /// Pool space held for an allocation of a store, counted in
@@ -701,8 +707,10 @@ impl Store {
         if bytes == 0 {
             return Ok(Evicted::default());
         }
-        let ev = self.evict_from(self.list()?, bytes)?;
+        // Under the usage lock: a listing between the deletes and the
+        // subtraction would already miss what is subtracted.
         let mut u = self.shared.usage();
+        let ev = self.evict_from(self.list()?, bytes)?;
         u.bytes = u.bytes.saturating_sub(ev.bytes);
         Ok(ev)
     }
@@ -866,13 +874,12 @@ impl Store {
                     need = size;
                 }
                 self.evict(need)?;
-                // The first reservation went with the failed allocation;
-                // the quota was checked with it.
-                let res = self
-                    .opts
-                    .eviction
-                    .quota
-                    .map(|_| Reservation::new(&self.shared, self.shared.rounded(size)));
+                // The first reservation went with the failed allocation:
+                // the quota is checked again.
+                let res = match self.opts.eviction.quota {
+                    Some(q) => Some(self.reserve_within_quota(q, size, name)?),
+                    None => None,
+                };
                 go(res)
             }
             r => r,
@@ -1229,7 +1236,13 @@ impl AllocHandle {
     }
 
     /// Publishes the key (see [`Store::store`]).
-    pub fn publish(mut self) -> Result<()> {
+    pub fn publish(self) -> Result<()> {
+        let shared = self.shared.clone();
+        self.publish_inner()
+            .inspect_err(|_| shared.distrust_usage())
+    }
+
+    fn publish_inner(mut self) -> Result<()> {
         if !self.named {
             return Err(Error::InvalidName {
                 name: String::new(),
@@ -1266,7 +1279,13 @@ impl AllocHandle {
     /// never read other memory. Errors as [`publish`](Self::publish); on
     /// failure after the key was released the address stays reserved
     /// (inaccessible) for good.
-    pub fn publish_remapped(mut self) -> Result<Mapping> {
+    pub fn publish_remapped(self) -> Result<Mapping> {
+        let shared = self.shared.clone();
+        self.publish_remapped_inner()
+            .inspect_err(|_| shared.distrust_usage())
+    }
+
+    fn publish_remapped_inner(mut self) -> Result<Mapping> {
         if !self.named {
             return Err(Error::InvalidName {
                 name: String::new(),

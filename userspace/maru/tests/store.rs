@@ -707,8 +707,10 @@ fn a_quotad_store_counts_its_usage_without_listing_each_time() {
         h.fill(1);
         assert!(s.store_as(h, &format!("k{i}")).unwrap());
     }
-    // One listing for 24 allocations below the high watermark (32 keys)...
-    assert_eq!(s.counters().usage_listings, 1);
+    // One listing for 24 allocations below the high watermark (32 keys),
+    // or two or three on a machine too loaded to make them within
+    // USAGE_REFRESH (33 if every allocation listed)...
+    assert!(s.counters().usage_listings <= 3, "{:?}", s.counters());
     assert_eq!(s.counters().evicted, 0);
     // ... and its own keys counted: the 33rd takes the application past it
     // and lists, evicting down to the low watermark.
@@ -718,7 +720,8 @@ fn a_quotad_store_counts_its_usage_without_listing_each_time() {
         assert!(s.store_as(h, &format!("k{i}")).unwrap());
     }
     let c = s.counters();
-    assert_eq!((c.usage_listings, c.evicted), (2, 32 - 15), "{c:?}");
+    assert!((2..=5).contains(&c.usage_listings), "{c:?}");
+    assert_eq!(c.evicted, 32 - 15, "{c:?}");
     // Another process's keys are counted once the figure is refreshed.
     let other = Store::open(t.path(), "app").unwrap();
     for i in 0..40 {
