@@ -718,9 +718,6 @@ impl Store {
     /// [`evict`](Self::evict) from a listing of the application.
     fn evict_from(&self, mut keys: Vec<KeyInfo>, bytes: u64) -> Result<Evicted> {
         let mut out = Evicted::default();
-        if bytes == 0 {
-            return Ok(out);
-        }
         keys.sort_by(|a, b| (a.mtime_ns, &a.name).cmp(&(b.mtime_ns, &b.name)));
         for k in keys {
             if out.bytes >= bytes {
@@ -848,18 +845,20 @@ impl Store {
             Some(k) => self.alloc_reserved(k, size, res),
             None => self.alloc_unnamed_reserved(size, res),
         };
+        let reserve = || {
+            let q = self.opts.eviction.quota;
+            q.map(|q| self.reserve_within_quota(q, size, name))
+                .transpose()
+        };
         if let Some(k) = key {
+            // A refused name (a reserved one too) evicts nothing.
+            self.cname("create", k)?;
             // Deduplication first: no key is evicted for a name that exists.
-            validate_name(k)?;
             if self.exists(k)? {
                 return Err(Error::Exists(k.to_string()));
             }
         }
-        let res = match self.opts.eviction.quota {
-            Some(q) => Some(self.reserve_within_quota(q, size, name)?),
-            None => None,
-        };
-        match go(res) {
+        match go(reserve()?) {
             Err(Error::NoSpace { .. }) => {
                 let pool = self.shared.pool.usage()?;
                 let mut need = self.opts.eviction.to_free(
@@ -876,11 +875,7 @@ impl Store {
                 self.evict(need)?;
                 // The first reservation went with the failed allocation:
                 // the quota is checked again.
-                let res = match self.opts.eviction.quota {
-                    Some(q) => Some(self.reserve_within_quota(q, size, name)?),
-                    None => None,
-                };
-                go(res)
+                go(reserve()?)
             }
             r => r,
         }

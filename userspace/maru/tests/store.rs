@@ -11,6 +11,17 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
+/// A store of application "app" in `t` with a quota of `quota` bytes and
+/// watermarks `high`/`low` percent.
+fn quota_store(t: &tempfile::TempDir, quota: u64, high: u8, low: u8) -> Store {
+    let opts = StoreOptions::default().eviction(maru::EvictionPolicy {
+        quota: Some(quota),
+        high_pct: high,
+        low_pct: low,
+    });
+    Store::open_with(t.path(), "app", &opts).unwrap()
+}
+
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -531,15 +542,9 @@ fn types_are_thread_safe() {
 
 #[test]
 fn eviction_oldest_first_skipping_pins() {
-    use maru::EvictionPolicy;
     let t = tmp();
     let q = 10 * 4096;
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(q),
-        high_pct: 90,
-        low_pct: 50,
-    });
-    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    let s = quota_store(&t, q, 90, 50);
     // Eight 4 KiB keys, published in order (distinct mtimes).
     for i in 0..8u8 {
         assert!(s.store_bytes(&format!("k{i}"), &[i; 4096]).unwrap());
@@ -578,14 +583,8 @@ fn eviction_oldest_first_skipping_pins() {
 
 #[test]
 fn allocations_in_flight_count_against_the_quota() {
-    use maru::EvictionPolicy;
     let t = tmp();
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(6 * 4096),
-        high_pct: 100,
-        low_pct: 50,
-    });
-    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    let s = quota_store(&t, 6 * 4096, 100, 50);
     for i in 0..2u8 {
         assert!(s.store_bytes(&format!("old{i}"), &[i; 4096]).unwrap());
     }
@@ -614,14 +613,8 @@ fn allocations_in_flight_count_against_the_quota() {
 
 #[test]
 fn the_quota_is_a_limit_when_pins_leave_nothing_to_evict() {
-    use maru::EvictionPolicy;
     let t = tmp();
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(4 * 4096),
-        high_pct: 100,
-        low_pct: 50,
-    });
-    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    let s = quota_store(&t, 4 * 4096, 100, 50);
     for i in 0..3u8 {
         assert!(s.store_bytes(&format!("k{i}"), &[i; 4096]).unwrap());
     }
@@ -643,14 +636,8 @@ fn the_quota_is_a_limit_when_pins_leave_nothing_to_evict() {
 
 #[test]
 fn concurrent_allocations_never_pass_the_quota() {
-    use maru::EvictionPolicy;
     let t = tmp();
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(16 * 4096),
-        high_pct: 100,
-        low_pct: 50,
-    });
-    let s = Arc::new(Store::open_with(t.path(), "app", &opts).unwrap());
+    let s = Arc::new(quota_store(&t, 16 * 4096, 100, 50));
     // Eight threads race for 32 allocations that are all held (unnamed:
     // nothing can be evicted); the quota has room for 16.
     let go = Arc::new(Barrier::new(8));
@@ -674,14 +661,8 @@ fn concurrent_allocations_never_pass_the_quota() {
 
 #[test]
 fn the_quota_counts_what_the_pool_gives() {
-    use maru::EvictionPolicy;
     let t = tmp();
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(2 * 4096),
-        high_pct: 100,
-        low_pct: 50,
-    });
-    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    let s = quota_store(&t, 2 * 4096, 100, 50);
     // A 1-byte key takes a page here (a 2 MiB unit on marufs).
     let a = s.alloc_evicting(1, None).unwrap();
     let b = s.alloc_evicting(1, None).unwrap();
@@ -694,14 +675,8 @@ fn the_quota_counts_what_the_pool_gives() {
 
 #[test]
 fn a_quotad_store_counts_its_usage_without_listing_each_time() {
-    use maru::EvictionPolicy;
     let t = tmp();
-    let opts = StoreOptions::default().eviction(EvictionPolicy {
-        quota: Some(64 * 4096),
-        high_pct: 50,
-        low_pct: 25,
-    });
-    let s = Store::open_with(t.path(), "app", &opts).unwrap();
+    let s = quota_store(&t, 64 * 4096, 50, 25);
     for i in 0..24 {
         let mut h = s.alloc_evicting(4096, None).unwrap();
         h.fill(1);
