@@ -732,13 +732,15 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// clock says (it may have stood still through a stall), and it never
     /// writes shared memory again. Called after the lock is acquired and
     /// before every commit, zeroing pass and replay.
-    fn check_fence(&mut self) -> Result<()> {
-        if self.reg(self.node)?.fenced_epoch >= self.epoch {
+    /// Returns the `fenced_epoch` it read (below this epoch).
+    fn check_fence(&mut self) -> Result<u64> {
+        let fenced = self.reg(self.node)?.fenced_epoch;
+        if fenced >= self.epoch {
             self.joined = false;
             self.lost_lease = true;
             return Err(Error::Fenced);
         }
-        Ok(())
+        Ok(fenced)
     }
 
     /// Whether this incarnation may still write shared memory: its lease has
@@ -747,7 +749,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     /// kernel's zeroing of a key's new units): call it before each part.
     pub fn check_live(&mut self) -> Result<()> {
         self.ensure_lease()?;
-        self.check_fence()
+        self.check_fence().map(|_| ())
     }
 
     /// Renews the heartbeat (call at least every lease/4). Fails with `Fenced`
@@ -847,6 +849,8 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.set_lock_word(host_word::TICKET, mine)?;
         self.set_lock_word(host_word::CHOOSING, 0)?;
         let mut expired: u64 = 0;
+        // Slots seen free or departed in this scan (see `after_lock`).
+        let mut passive: u64 = 0;
         // A peer's identity line that stays unreadable longer than a lease
         // plus the margin is not a joining host (that writes it in one line)
         // but damage: it is not waited for. And no acquisition waits forever:
@@ -903,6 +907,7 @@ impl<M: Media, E: Env> Fs<M, E> {
                     continue;
                 };
                 if id.state != host_state::ACTIVE {
+                    passive |= 1 << j;
                     break;
                 }
                 if self.reg(j)?.fenced_epoch >= id.epoch {
@@ -929,7 +934,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             }
         }
         self.locked = true;
-        self.after_lock(expired)
+        self.after_lock(expired, passive)
     }
 
     fn unlock(&mut self) -> Result<()> {
@@ -977,6 +982,11 @@ impl<M: Media, E: Env> Fs<M, E> {
         match journal::pending(&self.m, &self.geo, j)? {
             Some(p) if p.seq > reg.replayed_seq && j == self.node => {
                 // Our own dead incarnation's record: nobody else writes it.
+                // Checked again right before it is applied: reading it took
+                // a while, and a host that stalled since the last check may
+                // have been fenced and taken over meanwhile (the rejoin sweep
+                // found such a stall applying this record over the takeover).
+                self.check_live()?;
                 journal::apply(&self.m, &self.geo, j, &p)?;
                 Ok(Some(p.seq))
             }
@@ -1013,7 +1023,7 @@ impl<M: Media, E: Env> Fs<M, E> {
     }
 
     #[inline(never)]
-    fn after_lock(&mut self, expired: u64) -> Result<()> {
+    fn after_lock(&mut self, expired: u64, passive: u64) -> Result<()> {
         // Phase 0: this host rejoining with its previous epoch's record still
         // pending: replay it before anything below commits a transaction,
         // which would overwrite it (one record per host). Such a record is
@@ -1025,30 +1035,31 @@ impl<M: Media, E: Env> Fs<M, E> {
         // A host that stalled past its lease may still believe in it (its
         // clock may have stood still): the fence survivors record is what
         // decides, read now that this host holds the lock.
-        self.check_fence()?;
+        // Rejoining (`rejoining_as`) judged from what this host knows of
+        // its own slot: only it writes its identity (active, `self.epoch`).
+        let fenced = self.check_fence()?;
         let me = self.node;
-        if self.rejoining_as(me, self.ident(me)?)? {
+        if fenced.saturating_add(1) < self.epoch {
             self.replay_and_record(me)?;
         }
         // Phase 1: journals first, before any new mutation (replay is idempotent).
         let mut fence: [u64; MAX_HOSTS] = [0; MAX_HOSTS];
         let mut any = false;
-        // Identities in batches; an active (or torn) one is read again when
-        // its turn comes: a host may be rejoining right now, and its pending
-        // record must be seen by this lock holder. A slot that is free or
-        // departed at the batch read has no pending record.
-        let mut pv = [PeerView::EMPTY; PEER_BATCH];
-        let (mut first, mut n) = (0u32, 0usize);
+        // Every slot but the passive ones is read again now: a host may be
+        // rejoining right now, and its pending record must be seen by this
+        // lock holder. A slot seen free or departed in the acquisition's
+        // scan (`passive`, read after this host's doorway) has no pending
+        // record: its previous incarnation applied everything or never was,
+        // and a host joining on it since wrote its identity after that read,
+        // so its doorway came after ours and its ticket is behind ours: it
+        // has committed nothing yet.
         for j in 0..self.geo.max_hosts {
-            if j >= first + n as u32 {
-                first = j;
-                n = self.peers(first, &mut pv)?;
-            }
-            let ident = match pv.get((j - first) as usize).and_then(|v| v.ident) {
-                Some(id) if id.state != host_state::ACTIVE => Some(id),
-                _ => self.ident(j)?,
-            };
             let bit = 1u64 << j;
+            if j == me || passive & bit != 0 {
+                // This host: phase 0 did it (it is never expired to itself).
+                continue;
+            }
+            let ident = self.ident(j)?;
             let mut fenced_now = false;
             if let (true, Some(id)) = (expired & bit != 0, ident) {
                 let reg = self.reg(j)?;

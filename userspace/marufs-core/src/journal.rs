@@ -23,6 +23,53 @@ pub const OPS: u64 = 128;
 /// Capacity for ops bytes.
 pub const CAP: u64 = JOURNAL_SIZE - OPS;
 const OP_HDR: u64 = 16;
+/// Bytes of a record read by one load (walk, apply): a record is read in
+/// a few multi-line loads whose misses overlap, not one load per op
+/// header and line.
+const WINDOW: usize = 512;
+
+/// A window over a record's ops bytes: serves reads from one buffered
+/// load of up to [`WINDOW`] bytes and loads the next when a read leaves it.
+struct Window {
+    base: u64,
+    len: u64,
+    start: u64,
+    fill: usize,
+    buf: [u8; WINDOW],
+}
+
+impl Window {
+    fn new(base: u64, len: u64) -> Window {
+        Window {
+            base,
+            len,
+            start: 0,
+            fill: 0,
+            buf: [0; WINDOW],
+        }
+    }
+
+    /// Fills `out` (at most [`WINDOW`] bytes) with the ops bytes at `pos`;
+    /// `Corrupt` past the record's end.
+    fn read<M: Media>(&mut self, m: &M, pos: u64, out: &mut [u8]) -> Result<()> {
+        let n = out.len() as u64;
+        if n > WINDOW as u64 || pos.checked_add(n).is_none_or(|e| e > self.len) {
+            return Err(Error::Corrupt);
+        }
+        let have = self.start + self.fill as u64;
+        if pos < self.start || pos + n > have {
+            let k = (self.len - pos).min(WINDOW as u64) as usize;
+            let b = self.buf.get_mut(..k).ok_or(Error::Corrupt)?;
+            m.load(self.base + pos, b)?;
+            self.start = pos;
+            self.fill = k;
+        }
+        let at = (pos - self.start) as usize;
+        let src = self.buf.get(at..at + out.len()).ok_or(Error::Corrupt)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+}
 
 /// A transaction being built in a host's journal area.
 #[derive(Debug)]
@@ -245,12 +292,13 @@ fn walk<M: Media>(
     let mut pos: u64 = 0;
     let mut n = 0u32;
     let mut buf = [0u8; 64];
+    let mut w = Window::new(base + OPS, u64::from(len));
     while pos < u64::from(len) {
         let mut oh = [0u8; OP_HDR as usize];
         if pos + OP_HDR > u64::from(len) {
             return Ok(None);
         }
-        m.load(base + OPS + pos, &mut oh)?;
+        w.read(m, pos, &mut oh)?;
         st = crc::update(st, &oh);
         let off = rd64(&oh, 0);
         let sz = u64::from(rd32(&oh, 8));
@@ -263,7 +311,7 @@ fn walk<M: Media>(
         while done < padded {
             let k = (padded - done).min(64) as usize;
             let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
-            m.load(base + OPS + pos + OP_HDR + done, piece)?;
+            w.read(m, pos + OP_HDR + done, piece)?;
             st = crc::update(st, piece);
             let data = (sz.saturating_sub(done) as usize).min(k);
             each(Ev::Piece { bytes: piece, data })?;
@@ -338,9 +386,10 @@ pub fn apply<M: Media>(m: &M, g: &Geometry, host: u32, p: &Pending) -> Result<()
     let base = g.journal(host);
     let mut pos: u64 = 0;
     let mut buf = [0u8; 64];
+    let mut w = Window::new(base + OPS, u64::from(p.len));
     for _ in 0..p.count {
         let mut oh = [0u8; OP_HDR as usize];
-        m.load(base + OPS + pos, &mut oh)?;
+        w.read(m, pos, &mut oh)?;
         let off = rd64(&oh, 0);
         let sz = u64::from(rd32(&oh, 8));
         if !target_ok(g, off, sz) || pos + OP_HDR + sz > u64::from(p.len) {
@@ -353,7 +402,7 @@ pub fn apply<M: Media>(m: &M, g: &Geometry, host: u32, p: &Pending) -> Result<()
         while done < sz {
             let k = (sz - done).min(64) as usize;
             let piece = buf.get_mut(..k).ok_or(Error::Corrupt)?;
-            m.load(base + OPS + pos + OP_HDR + done, piece)?;
+            w.read(m, pos + OP_HDR + done, piece)?;
             m.store(off + done, piece)?;
             done += k as u64;
         }

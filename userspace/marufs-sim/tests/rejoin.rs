@@ -5,6 +5,12 @@
 //! consistent pool. Before the rejoin rule (protocol.md, "Rejoin") the takeover
 //! sweep failed in about half of its schedules (free list, bitmap and chunk
 //! counts corrupted by the rejoining host's late replay of its own record).
+//! The race's last segment runs the survivor on while the rejoining host
+//! stands still: past its lease, a stall that software fencing alone cannot
+//! stop inside a record's application, so the fabric hook is on (it cuts
+//! the stalled incarnation, never the restarted host's newer one). Without
+//! it, splits that leave the host inside an apply (j_ops 70 to 105 once the
+//! journal was read in 512-byte windows) damage the pool.
 
 use marufs_sim::rejoin_race;
 
@@ -12,7 +18,7 @@ fn sweep(quick: bool) {
     let mut failed = vec![];
     let mut runs = 0;
     for a_first in (0..160u64).step_by(4) {
-        for j_ops in [1u64, 3, 6, 10, 16, 24, 40, 64] {
+        for j_ops in [1u64, 3, 6, 10, 16, 24, 40, 64, 72, 80, 88, 96] {
             runs += 1;
             if let Err(e) = rejoin_race(quick, a_first, j_ops) {
                 if std::env::var("MARUFS_SIM_TRACE").is_ok() {
