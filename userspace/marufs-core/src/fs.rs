@@ -137,6 +137,36 @@ struct PeerView {
     ticket: u64,
 }
 
+/// Index slots after a removed name looked at for tombstone reclamation
+/// (see [`Fs::vacate_slot`]).
+pub const RECLAIM_FWD: u64 = 32;
+/// Tombstones before a removed name's slot turned empty with it.
+pub const RECLAIM_BACK: u64 = 63;
+
+/// One index line (8 slot words) as last read, for scans of nearby slots.
+#[derive(Default)]
+struct SlotLine {
+    /// Line number + 1 (0: none read).
+    at: u64,
+    words: [u64; 8],
+}
+
+impl SlotLine {
+    /// Slot `s`'s word, reading (invalidated) its line when it is not the
+    /// one held.
+    fn get<M: Media, E: Env>(&mut self, fs: &Fs<M, E>, s: u64) -> Result<u64> {
+        let line = s / 8;
+        if self.at != line + 1 {
+            let b = fs.ld::<64>(fs.geo.slot(line * 8))?;
+            for (k, w) in self.words.iter_mut().enumerate() {
+                *w = super::layout::rd64(&b, k * 8);
+            }
+            self.at = line + 1;
+        }
+        Ok(self.words.get((s % 8) as usize).copied().unwrap_or(0))
+    }
+}
+
 /// Host slots read per media call when scanning all hosts.
 const PEER_BATCH: usize = 8;
 
@@ -1291,7 +1321,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         self.put_entry(&mut t, idx, e)?;
         self.put_nshdr(&mut t, &ns)?;
         if let Some(s) = slot {
-            self.put_slot(&mut t, s, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            self.vacate_slot(&mut t, s)?;
         }
         if creator == self.node && cslot < CREATING_SLOTS {
             t.put(
@@ -1685,6 +1715,125 @@ impl<M: Media, E: Env> Fs<M, E> {
         })
     }
 
+    /// The home slot (probe start) of what used index slot word (`d`,
+    /// `target`) refers to: a key's entry or, under the root, a directory's
+    /// record, read now. `None` when that can't be told (a record being
+    /// rewritten, out of range, or not what the slot says): the caller then
+    /// assumes the worst.
+    #[inline(never)]
+    fn home_of(&self, d: u32, target: u32) -> Result<Option<u64>> {
+        let mask = self.geo.index_slots - 1;
+        let name_home = |dir: u32, name: &[u8]| name_hash(dir, name) & mask;
+        if d == ROOT_DIR & 0x3FFF {
+            let mut r = DirRec::default();
+            match self.dir_into(target, &mut r) {
+                Ok(()) if r.state == dir_state::USED => {
+                    Ok(Some(name_home(ROOT_DIR, r.name.as_bytes())))
+                }
+                Ok(()) | Err(Error::NotFound | Error::Again) => Ok(None),
+                Err(e) => Err(e),
+            }
+        } else {
+            if u64::from(target) >= self.geo.entry_count {
+                return Ok(None);
+            }
+            let mut e = EntryRec::default();
+            match self.entry_into(target, &mut e) {
+                Ok(()) if e.dir & 0x3FFF == d => Ok(Some(name_home(e.dir, e.name.as_bytes()))),
+                Ok(()) | Err(Error::Again) => Ok(None),
+                Err(x) => Err(x),
+            }
+        }
+    }
+
+    /// Adds to `t` the removal of index slot `i`'s name (under the lock; the
+    /// slot is used now and `t` frees what it refers to). Linear probing
+    /// stops at an empty slot, so a removed name normally leaves a tombstone
+    /// that probes pass over; left alone, tombstones pile up under churn and
+    /// misses probe ever longer. A slot p (the removed one, or a tombstone
+    /// near it) becomes empty instead when no name stored after it, up to the
+    /// next empty slot, has its home at or before p: then no probe sequence
+    /// runs through p (an insert stops at the first empty slot, so every used
+    /// slot is reachable from its home through non-empty slots, and stays so).
+    /// Looked at: up to [`RECLAIM_FWD`] slots after `i` (each used one's
+    /// record is read for its home; one that can't be read counts as homed
+    /// before `i`), and, once `i` is empty, up to [`RECLAIM_BACK`] tombstones
+    /// right before it. Each slot turned empty is safe on its own, so a lookup
+    /// that sees some of the writes and not others (they are applied one by
+    /// one) probes correctly either way.
+    #[inline(never)]
+    fn vacate_slot(&self, t: &mut Txn, i: u64) -> Result<()> {
+        let mask = self.geo.index_slots - 1;
+        let fwd = RECLAIM_FWD.min(self.geo.index_slots / 4);
+        let back = RECLAIM_BACK.min(self.geo.index_slots / 4);
+        let tomb = slot_pack(slot_state::TOMB, 0, 0, 0);
+        let empty = slot_pack(slot_state::EMPTY, 0, 0, 0);
+        let mut line = SlotLine::default();
+        // Slots i+1.. up to the first empty one: states, and for used ones
+        // the home's distance from i (-1: before i, or unknown).
+        let mut used = [false; RECLAIM_FWD as usize];
+        let mut rel = [-1i16; RECLAIM_FWD as usize];
+        let mut end = None;
+        for k in 1..=fwd {
+            let s = (i + k) & mask;
+            let (st, d, _, target) = slot_unpack(line.get(self, s)?);
+            let at = (k - 1) as usize;
+            if st == slot_state::EMPTY {
+                end = Some(k);
+                break;
+            }
+            if st == slot_state::USED {
+                if let Some(x) = used.get_mut(at) {
+                    *x = true;
+                }
+                let r = match self.home_of(d, target)? {
+                    Some(h) if (h.wrapping_sub(i) & mask) <= k => (h.wrapping_sub(i) & mask) as i16,
+                    _ => -1,
+                };
+                if let Some(x) = rel.get_mut(at) {
+                    *x = r;
+                }
+            } else if st != slot_state::TOMB {
+                // Not a state this code writes (damage): kept, and nothing
+                // before it is reclaimed.
+                if let Some(x) = used.get_mut(at) {
+                    *x = true;
+                }
+            }
+        }
+        let Some(end) = end else {
+            // No empty slot near: a tombstone.
+            return self.put_slot(t, i, tomb);
+        };
+        // From the run's end back to i: p may go empty when every used slot
+        // after it is homed after it.
+        let mut min_after = i16::MAX;
+        for k in (1..end).rev() {
+            let at = (k - 1) as usize;
+            if used.get(at).copied().unwrap_or(true) {
+                min_after = min_after.min(rel.get(at).copied().unwrap_or(-1));
+            } else if min_after > k as i16 {
+                // A tombstone (the run holds no empty slot before `end`).
+                self.put_slot(t, (i + k) & mask, empty)?;
+            }
+        }
+        if min_after <= 0 {
+            return self.put_slot(t, i, tomb);
+        }
+        self.put_slot(t, i, empty)?;
+        // The tombstones right before i: nothing stored after them is
+        // homed at or before them any more.
+        for b in 1..=back {
+            let s = i.wrapping_sub(b) & mask;
+            let (st, _, _, _) = slot_unpack(line.get(self, s)?);
+            if st != slot_state::TOMB {
+                break;
+            }
+            self.put_slot(t, s, empty)?;
+        }
+        Ok(())
+    }
+
     /// Probes for a directory (index slots of the root), its record in `out`.
     #[inline(never)]
     fn probe_dir(&self, name: &Name, out: &mut DirRec) -> Result<Probe> {
@@ -1785,7 +1934,7 @@ impl<M: Media, E: Env> Fs<M, E> {
             rec.state = dir_state::FREE;
             let mut t = fs.txn();
             fs.put_nshdr(&mut t, &ns)?;
-            fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+            fs.vacate_slot(&mut t, slot)?;
             fs.put_dir(&mut t, id, &rec)?;
             fs.commit(t)
         })
@@ -2423,7 +2572,7 @@ impl<M: Media, E: Env> Fs<M, E> {
         let mut t = fs.txn();
         fs.put_entry(&mut t, idx, &e)?;
         fs.put_reg(&mut t, q, &rq)?;
-        fs.put_slot(&mut t, slot, slot_pack(slot_state::TOMB, 0, 0, 0))?;
+        fs.vacate_slot(&mut t, slot)?;
         fs.put_dir(&mut t, dir, &d)?;
         fs.commit(t)?;
         Ok(q)
