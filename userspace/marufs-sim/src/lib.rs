@@ -988,11 +988,13 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
                 unrecovered[h] = false;
             }
         }
+        // Removals of each name this round: each lets one more create of
+        // it succeed. An unlink or rename that crashed (or was fenced)
+        // midway counts too: it may have taken effect (a survivor replays
+        // its record).
         let mut removed: Vec<(u32, u32)> = vec![];
         for (_, res) in &results {
             for (op, r) in res {
-                // An unlink or rename that crashed (or was fenced) midway
-                // may have taken effect: a survivor replays its record.
                 let done = matches!(r, Res::Ok | Res::Crashed | Res::Err(Error::Fenced));
                 match (op, done) {
                     (Op::Unlink { dir, k }, true) => removed.push((*dir, *k)),
@@ -1002,7 +1004,8 @@ pub fn run_seed(seed: u64, cfg: &Config) -> Result<Outcome, String> {
             }
         }
         for ((dir, k), n) in &creates {
-            if *n > 1 && !removed.contains(&(*dir, *k)) {
+            let gone = removed.iter().filter(|x| **x == (*dir, *k)).count();
+            if *n as usize > 1 + gone {
                 return Err(format!(
                     "round {round}: {n} hosts created {dir}/{k} at once"
                 ));
@@ -1426,13 +1429,6 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
         .map_err(|e| format!("format: {e:?}"))?
         .geo;
     sim.lock().evict_ppm = 0;
-    // The race's last segment lets host 0 run on while host 1 stands still
-    // wherever the split left it: a stall past its lease, perhaps in the
-    // middle of applying a record, which software fencing alone cannot
-    // stop (protocol.md, "The timing bound"); the fabric hook cuts such a
-    // host off. It spares the restarted host's new epoch when the survivor
-    // fences the old one, so the rejoin rule is still what is tested.
-    sim.lock().fabric = true;
     // Both hosts up; host 0 makes the directory, host 1 publishes three keys.
     let mut a: Option<HostFs> = None;
     let mut j: Option<HostFs> = None;
@@ -1541,7 +1537,13 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
         let mut g = sim.lock();
         g.script.push_back((0, a_first));
         g.script.push_back((1, j_ops));
-        g.script.push_back((0, 1_000_000));
+        // Then host 0 alone for a while, less than it takes to judge host 1
+        // dead from here (a wait round is about 4 media calls and 300 ns;
+        // expiry needs 1.5 leases, 300 µs, of silence): host 1 is held back
+        // but never stalls past its lease. A stall inside host 1's locked
+        // section long enough to be fenced is the fencing model's case
+        // (`stall.rs`, with and without the fabric hook), not this test's.
+        g.script.push_back((0, 1_500));
     }
     let mut jnew: Option<HostFs> = None;
     // Host 1's rejoin first watches its silent slot for a lease and margin
@@ -1575,8 +1577,6 @@ pub fn rejoin_race(quick: bool, a_first: u64, j_ops: u64) -> Result<(), String> 
                     match r {
                         Ok(fs) => jnew = Some(fs),
                         Err(Error::Fenced | Error::Again) => {}
-                        // Fenced and cut off by the fabric.
-                        Err(x) if is_crash(&x) => {}
                         Err(x) => return Err(format!("rejoin: {x:?}")),
                     }
                     Ok(())
