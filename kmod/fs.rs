@@ -390,7 +390,7 @@ pub(crate) const TEST_SKIP_PINS: u32 = 4;
 /// Allow `IOC_TEST_HOLD_LOCK` (a host that holds the cross-host lock for a
 /// while, to be killed holding it).
 pub(crate) const TEST_HOLD_LOCK: u32 = 8;
-/// Sleep 100 ms after zeroing each unit of a growing key, so that a test can
+/// Sleep 500 ms after zeroing each unit of a growing key, so that a test can
 /// stop the host in the middle of a long zeroing.
 pub(crate) const TEST_SLOW_ZEROING: u32 = 16;
 /// Sleep 2.5 leases after zeroing each unit ahead of use (as an emulated
@@ -1040,7 +1040,7 @@ fn set_size_inner(d: &MountData, k: &KeyState, size: u64, shrink: bool) -> Resul
                 d.fs().check_live().map_err(kerr)?;
                 d.map.zero(d.data_off + u * UNIT, UNIT)?;
                 if test_skips(TEST_SLOW_ZEROING) {
-                    crate::vfs::sys::sleep_killable(100);
+                    crate::vfs::sys::sleep_killable(500);
                 }
             }
         }

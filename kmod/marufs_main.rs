@@ -33,7 +33,7 @@ module! {
         },
         test_skip: u32 {
             default: 0,
-            description: "TEST ONLY (negative controls): 1 = skip the data write-back at publish, 2 = skip readers' data invalidations, 4 = ignore page references (pins) when giving up a key's units, 8 = allow the hold-lock test ioctl, 16 = sleep 100 ms after zeroing each unit of a growing key, 32 = sleep 2.5 leases after zeroing each unit ahead of use; never set in production",
+            description: "TEST ONLY (negative controls): 1 = skip the data write-back at publish, 2 = skip readers' data invalidations, 4 = ignore page references (pins) when giving up a key's units, 8 = allow the hold-lock test ioctl, 16 = sleep 500 ms after zeroing each unit of a growing key, 32 = sleep 2.5 leases after zeroing each unit ahead of use; never set in production",
         },
     },
 }

@@ -1,7 +1,11 @@
 #!/bin/sh
 # A host stops (SIGSTOP of its QEMU, longer than its lease) in the middle of
 # zeroing a large new key (the test knob test_skip=16 makes each 2 MiB unit
-# take 100 ms, so the stop lands inside the loop). The survivor A takes it
+# take 500 ms, so the stop lands inside the loop, and almost always in the
+# sleep between two units rather than inside one unit's zeroing: software
+# fencing cannot stop the rest of a unit whose zeroing the stop interrupted
+# (protocol.md, "The timing bound"); at 100 ms per unit a run failed that
+# way, A's key zeroed from the middle of one unit). The survivor A takes it
 # over, which frees the key's units, and fills the pool with its own keys,
 # reusing them. When B resumes, its zeroing must stop at once (the lease and
 # fence are checked before each unit) and its truncate fail: every key of
@@ -39,7 +43,7 @@ a)
     log "filled the pool with $n keys of A's, $el ms after B asked to be stopped"
     [ $el -lt $((STOP * 1000 - 5000)) ] || fail "the fill took $el ms: B may have resumed during it (inconclusive; raise STOP)"
     # B resumes STOP s after it asked; give it time to run on (a zombie
-    # zeroing would take 6 s more).
+    # zeroing would go on for half a minute: 15 s of it reach 30 units).
     sleep $(( (STOP * 1000 - el) / 1000 + 15 ))
     while read -r i len; do
         maru-testkit key-verify $M/app/fill-$i --len $len --seed $((100 + i)) >/dev/null \
@@ -53,7 +57,7 @@ b)
     wait_peer_ready
     mount -t marufs -o node=1,lease_ms=$LEASE /dev/dax0.0 $M || fail "mount"
     dmesg -c >/dev/null
-    # The zeroing of a 64-unit key takes 6.4 s here; the stop lands in it.
+    # The zeroing of a 64-unit key takes 32 s here; the stop lands in it.
     ( truncate -s $BIG $M/app/big 2>/tmp/trunc.err; echo $? > /tmp/trunc.rc ) &
     sleep 1
     touch $M/app/stopping-b
