@@ -1786,8 +1786,8 @@ impl<M: Media, E: Env> Fs<M, E> {
                 if let Some(x) = used.get_mut(at) {
                     *x = true;
                 }
-                let r = match self.home_of(d, target)? {
-                    Some(h) if (h.wrapping_sub(i) & mask) <= k => (h.wrapping_sub(i) & mask) as i16,
+                let r = match self.home_of(d, target)?.map(|h| h.wrapping_sub(i) & mask) {
+                    Some(r) if r <= k => r as i16,
                     _ => -1,
                 };
                 if let Some(x) = rel.get_mut(at) {

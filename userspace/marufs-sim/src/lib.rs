@@ -1187,6 +1187,25 @@ pub struct FsckRep {
     pub findings: Vec<String>,
 }
 
+/// fsck's findings (no repair) on a pool that mounts, for tests over any
+/// media (panics if the superblock is unusable).
+pub fn fsck_findings<M: Media>(m: &M, online: bool) -> Vec<fsck::Finding> {
+    let g = marufs_core::fs::mount_check(m).expect("mount_check").sb.geo;
+    let mut s = vec![0u8; fsck::scratch_len(&g)];
+    let mut v = vec![];
+    fsck::run(
+        m,
+        &fsck::Options {
+            repair: false,
+            online,
+        },
+        &mut s,
+        &mut |f: &fsck::Finding| v.push(*f),
+    )
+    .expect("fsck");
+    v
+}
+
 fn run_fsck(o: &Oracle, online: bool) -> FsckRep {
     let info = match marufs_core::fs::mount_check(o) {
         Ok(i) => i,

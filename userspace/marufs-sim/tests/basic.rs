@@ -21,20 +21,7 @@ fn pool(size: u64) -> MemMedia {
 }
 
 fn fsck_problems(m: &MemMedia, online: bool) -> Vec<fsck::Finding> {
-    let g = marufs_core::fs::mount_check(m).unwrap().sb.geo;
-    let mut s = vec![0u8; fsck::scratch_len(&g)];
-    let mut v = vec![];
-    fsck::run(
-        m,
-        &fsck::Options {
-            repair: false,
-            online,
-        },
-        &mut s,
-        &mut |f: &fsck::Finding| v.push(*f),
-    )
-    .unwrap();
-    v
+    marufs_sim::fsck_findings(m, online)
 }
 
 fn tun() -> Tunables {

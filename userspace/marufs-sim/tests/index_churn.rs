@@ -9,7 +9,6 @@
 
 use marufs_core::format::{format, FormatOptions};
 use marufs_core::fs::{Fs, Tunables};
-use marufs_core::fsck;
 use marufs_core::layout::{slot_state, slot_unpack, Geometry, UNIT};
 use marufs_core::{Error, Media};
 use marufs_media::MemMedia;
@@ -51,31 +50,8 @@ fn miss_probe(st: &[u64], ideal: bool) -> f64 {
 }
 
 fn fsck_clean(m: &MemMedia) {
-    let g = marufs_core::fs::mount_check(m).unwrap().sb.geo;
-    let mut s = vec![0u8; fsck::scratch_len(&g)];
-    let mut v = vec![];
-    fsck::run(
-        m,
-        &fsck::Options {
-            repair: false,
-            online: true,
-        },
-        &mut s,
-        &mut |f: &fsck::Finding| v.push(*f),
-    )
-    .unwrap();
+    let v = marufs_sim::fsck_findings(m, true);
     assert!(v.is_empty(), "fsck: {v:?}");
-}
-
-/// A tiny deterministic generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Churn with between `lo` and `hi` live keys in a 96-entry pool (an
@@ -97,7 +73,7 @@ fn churn(lo: usize, hi: usize) -> (u64, f64, f64) {
     let d = fs.mkdir(b"app", 0, 0, 0o755).unwrap();
     let live_target = lo;
     let mut live: Vec<u64> = vec![];
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = marufs_sim::mem::Rng(0x9e37_79b9_7f4a_7c15);
     let mut next = 0u64;
     let mut peak_tomb = 0u64;
     let (mut probe_sum, mut ideal_sum, mut probe_n, mut probe_peak) = (0f64, 0f64, 0u64, 0f64);
